@@ -1,0 +1,129 @@
+"""The `nightschool` command: the window by default, and headless subcommands on the same core."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from desktop import __version__
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nightschool", description="A local assistant that learns on the job.")
+    parser.add_argument("--version", action="version", version=f"nightschool {__version__}")
+    parser.add_argument("--model", metavar="PATH", help="a GGUF chat model to use instead of the configured one")
+    sub = parser.add_subparsers(dest="command")
+    chat = sub.add_parser("chat", help="ask one question, stream the answer and store it")
+    chat.add_argument("question")
+    chat.add_argument("--conversation", type=int, metavar="ID", help="continue this conversation")
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--max-tokens", type=int)
+    sub.add_parser("doctor", help="print the model, the llama.cpp build and the data folder")
+    bench = sub.add_parser("bench", help="benchmarks (JSON on the last line)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    engine = bench_sub.add_parser("engine", help="decode speed, warm time to first token, GUI stalls")
+    engine.add_argument("--threads", type=int, help="threads for both engines (default: settings)")
+    engine.add_argument("--tokens", type=int, default=128, help="tokens to decode per run")
+    engine.add_argument("--runs", type=int, default=6, help="runs per engine, alternating which goes first; the best counts")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `nightschool` script."""
+    args = _parser().parse_args(argv)
+    if args.command == "chat":
+        return _chat(args)
+    if args.command == "doctor":
+        return _doctor(args)
+    if args.command == "bench":
+        from desktop.bench_engine import run_engine_bench
+
+        print(json.dumps(run_engine_bench(args.model, args.threads, args.tokens, args.runs)))
+        return 0
+    from desktop.ui.app import run_app
+
+    return run_app(model_override=args.model)
+
+
+def _chat(args: argparse.Namespace) -> int:
+    """Streams one answer to stdout and stores the exchange like the window would."""
+    from dataclasses import replace
+
+    from desktop.boot import boot, load_options, model_path, sampling
+    from desktop.engine import Engine, EngineError
+    from desktop.modelfile import ModelFileError
+    from desktop.session import ChatSession
+
+    state = boot()
+    for warning in state.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    params = sampling(state.settings)
+    if args.temperature is not None:
+        params = replace(params, temperature=args.temperature)
+    if args.max_tokens is not None:
+        params = replace(params, max_tokens=args.max_tokens)
+    try:
+        engine = Engine(load_options(state.settings, model_path(state.settings, args.model)))
+    except (ModelFileError, EngineError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    session = ChatSession(state.store)
+    cid = args.conversation or state.store.create_conversation()
+    pending = session.send(cid, args.question)
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    try:
+        result = engine.chat(pending.messages, params, show)
+    except EngineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print()
+    session.finish(pending, result, session.register_model(engine.info))
+    print(
+        f"[conversation {cid} · {result.generated_tokens} tokens · {result.decode_tok_s:.1f} tok/s]",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """Prints what a bug report needs: the model, the llama.cpp build and where data lives."""
+    from desktop import paths
+    from desktop.boot import boot, model_path
+    from desktop.engine import backend_info
+    from desktop.modelfile import ModelFileError, inspect_gguf
+
+    state = boot()
+    backends = backend_info()
+    rows = [("nightschool", __version__)]
+    status = 0
+    try:
+        info = inspect_gguf(model_path(state.settings, args.model))
+        rows += [
+            ("model", f"{info.name} ({info.path})"),
+            ("architecture", f"{info.architecture}, {info.n_layers} layers, trained context {info.context_length}"),
+            ("quantization", f"{info.quantization}, {info.n_params / 1e6:.1f} M parameters, {info.size_bytes / 1e6:.1f} MB"),
+            ("chat template", "from the GGUF" if info.chat_template else "none in the GGUF (a fallback format is used)"),
+        ]
+    except ModelFileError as err:
+        rows.append(("model", f"PROBLEM: {err}"))
+        status = EXIT_BAD_INPUT
+    rows += [
+        ("llama.cpp", f"llama-cpp-python {backends['llama_cpp_python']}, GPU offload: {'yes' if backends['gpu_offload'] else 'no'}"),
+        ("backends", backends["system_info"]),
+        ("data folder", str(paths.data_dir())),
+        ("database", f"{state.store.path or 'in memory'} (schema v{state.store.schema_version})"),
+        ("settings", str(state.settings_file or "not saved")),
+    ]
+    rows += [("warning", warning) for warning in state.warnings]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return status

@@ -1,0 +1,353 @@
+"""The main window: conversation list, chat, input and status bar, wired to the session and the engine thread."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.boot import Boot, load_options, model_path, sampling
+from desktop.engine import GenerationResult, backend_info
+from desktop.modelfile import ModelFileError, ModelInfo
+from desktop.session import ChatSession, PendingAnswer
+from desktop.settings import Settings, save_settings
+from desktop.ui.chat_view import ChatView
+from desktop.ui.conversation_list import ConversationList
+from desktop.ui.engine_worker import EngineClient
+from desktop.ui.input_box import InputBox
+from desktop.ui.settings_dialog import SettingsDialog, pick_model_file
+
+SIDEBAR_WIDTH = 240
+WINDOW_SIZE = (1100, 760)
+STATUS_PADDING = 8
+
+
+class MainWindow(QMainWindow):
+    """Owns the session and the engine client; widgets only render and emit intents."""
+
+    def __init__(self, state: Boot, model_override: str | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("Nightschool")
+        self.resize(*WINDOW_SIZE)
+        self.state = state
+        self.session = ChatSession(state.store)
+        self.engine = EngineClient(self)
+        self.model_info: ModelInfo | None = None
+        self.model_id: int | None = None
+        self.context_size = 0
+        self.current_id: int | None = None
+        self.pending: PendingAnswer | None = None
+        self.request_id: int | None = None
+        self._model_override = model_override
+        self._gpu_offload = backend_info()["gpu_offload"]
+        self._build()
+        self._connect()
+        for warning in state.warnings:
+            self.show_banner(warning)
+        self.refresh_conversations()
+        rows = self.conversations.model.rows
+        if rows:
+            self.open_conversation(rows[0]["id"])
+        self.load_model()
+
+    # ---- layout -------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.conversations = ConversationList()
+        self.conversations.setMinimumWidth(SIDEBAR_WIDTH // 2)
+        self.banner = QFrame(objectName="banner")
+        banner_row = QHBoxLayout(self.banner)
+        self.banner_label = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
+        dismiss = QPushButton("×", flat=True, toolTip="Dismiss")
+        dismiss.clicked.connect(self.banner.hide)
+        banner_row.addWidget(self.banner_label, 1)
+        banner_row.addWidget(dismiss, 0, Qt.AlignmentFlag.AlignTop)
+        self.banner.hide()
+        self.system_prompt = QLineEdit(placeholderText="System prompt for this conversation (optional)")
+        self.chat = ChatView()
+        self.input = InputBox()
+        self.send_button = QPushButton("Send")
+        self.send_button.setDefault(True)
+        input_row = QHBoxLayout()
+        input_row.addWidget(self.input, 1)
+        input_row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.setContentsMargins(8, 8, 8, 8)
+        column.addWidget(self.banner)
+        column.addWidget(self.system_prompt)
+        column.addWidget(self.chat, 1)
+        column.addLayout(input_row)
+        splitter = QSplitter()
+        splitter.addWidget(self.conversations)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([SIDEBAR_WIDTH, WINDOW_SIZE[0] - SIDEBAR_WIDTH])
+        self.setCentralWidget(splitter)
+        self.model_label = QLabel("no model")
+        self.context_label = QLabel()
+        self.speed_label = QLabel()
+        self.state_label = QLabel()
+        bar = self.statusBar()
+        for label in (self.state_label, self.model_label, self.context_label, self.speed_label):
+            label.setContentsMargins(STATUS_PADDING, 0, STATUS_PADDING, 0)
+            bar.addPermanentWidget(label)
+        self._build_menus()
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction("&New chat", QKeySequence.StandardKey.New, self.new_conversation)
+        file_menu.addAction("&Open model…", QKeySequence("Ctrl+O"), self.choose_model)
+        file_menu.addAction("&Settings…", QKeySequence("Ctrl+,"), self.open_settings)
+        file_menu.addSeparator()
+        file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
+        chat_menu = self.menuBar().addMenu("&Chat")
+        self.stop_action = QAction("&Stop", self, shortcut=QKeySequence("Esc"), triggered=self.stop)
+        chat_menu.addAction(self.stop_action)
+        chat_menu.addAction("&Regenerate last answer", QKeySequence("Ctrl+R"), self.regenerate_last)
+
+    def _connect(self) -> None:
+        self.conversations.selected.connect(self.open_conversation)
+        self.conversations.new_requested.connect(self.new_conversation)
+        self.conversations.delete_requested.connect(self.delete_conversation)
+        self.conversations.search_changed.connect(lambda _text: self.refresh_conversations())
+        self.conversations.model.rename_requested.connect(self.rename_conversation)
+        self.system_prompt.editingFinished.connect(self._save_system_prompt)
+        self.input.submitted.connect(self.send)
+        self.send_button.clicked.connect(self._send_or_stop)
+        self.chat.regenerate.connect(self.regenerate)
+        self.chat.edit_submitted.connect(self.edit)
+        self.chat.step.connect(self.step_sibling)
+        worker = self.engine.worker
+        worker.loaded.connect(self._on_loaded)
+        worker.load_failed.connect(self._on_load_failed)
+        worker.chunk.connect(self._on_chunk)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+
+    # ---- model --------------------------------------------------------------------------------
+
+    def load_model(self) -> None:
+        """Loads the chosen model on the engine thread; the window stays usable meanwhile."""
+        try:
+            path = model_path(self.state.settings, self._model_override)
+        except ModelFileError as err:
+            self._on_load_failed(str(err))
+            return
+        self.model_info = None
+        self._set_state(f"Loading {Path(path).name}…")
+        self._update_controls()
+        self.engine.load(load_options(self.state.settings, path))
+
+    def _on_loaded(self, info: ModelInfo, context_size: int) -> None:
+        self.model_info = info
+        self.context_size = context_size
+        self.model_id = self.session.register_model(info)
+        self.model_label.setText(f"{info.name} · {info.quantization}")
+        self.model_label.setToolTip(str(info.path))
+        self.context_label.setText(f"context 0/{context_size}")
+        self._set_state("Ready")
+        self._update_controls()
+
+    def _on_load_failed(self, message: str) -> None:
+        self.model_label.setText("no model")
+        self._set_state("No model")
+        self.show_banner(message)
+        self._update_controls()
+
+    def choose_model(self) -> None:
+        """File → Open model: any GGUF chat model; its chat template comes from the file."""
+        path = pick_model_file(self, self.state.settings.model_path)
+        if path:
+            self._model_override = None
+            self.apply_settings(replace(self.state.settings, model_path=path))
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.state.settings, self._gpu_offload, self)
+        if dialog.exec():
+            self.apply_settings(dialog.result_settings())
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Saves settings and reloads the model only if something that needs a reload changed."""
+        old = self.state.settings
+        self.state.settings = settings
+        if self.state.settings_file is not None:
+            try:
+                save_settings(settings, self.state.settings_file)
+            except OSError as err:
+                self.show_banner(f"Settings could not be saved to '{self.state.settings_file}': {err}")
+        if settings.model_path != old.model_path:
+            self._model_override = None
+        if settings.needs_reload(old):
+            self.load_model()
+
+    # ---- conversations ------------------------------------------------------------------------
+
+    def refresh_conversations(self) -> None:
+        self.conversations.refresh(self.state.store.list_conversations(self.conversations.search.text()), self.current_id)
+
+    def new_conversation(self) -> int:
+        self.current_id = self.state.store.create_conversation()
+        self.refresh_conversations()
+        self.open_conversation(self.current_id)
+        self.input.setFocus()
+        return self.current_id
+
+    def open_conversation(self, conversation_id: int) -> None:
+        self.current_id = conversation_id
+        self.system_prompt.setText(self.state.store.conversation(conversation_id)["system_prompt"])
+        self.refresh_chat()
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        self.state.store.rename_conversation(conversation_id, title)
+        self.refresh_conversations()
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        if self.pending is not None and self.pending.conversation_id == conversation_id:
+            self.show_banner("Stop the answer being written in this conversation before deleting it.")
+            return
+        self.state.store.delete_conversation(conversation_id)
+        if self.current_id == conversation_id:
+            self.current_id = None
+            self.chat.show_messages([], {})
+            self.system_prompt.clear()
+        self.refresh_conversations()
+
+    def _save_system_prompt(self) -> None:
+        text = self.system_prompt.text()
+        if self.current_id is None:
+            if not text.strip():
+                return
+            self.new_conversation()
+        self.state.store.set_system_prompt(self.current_id, text)
+
+    def refresh_chat(self) -> None:
+        """Redraws the active branch with each message's place among its siblings."""
+        if self.current_id is None:
+            self.chat.show_messages([], {})
+            return
+        messages = self.state.store.active_path(self.current_id)
+        siblings = {}
+        for message in messages:
+            ids = [m["id"] for m in self.state.store.siblings(message["id"])]
+            siblings[message["id"]] = (ids.index(message["id"]), len(ids))
+        self.chat.show_messages(messages, siblings)
+        if self.pending is not None and self.pending.conversation_id == self.current_id:
+            self.chat.begin_stream()
+
+    # ---- chatting -----------------------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        """Enter in the input box: a new user message under the active branch, then its answer."""
+        if not self._can_generate():
+            self.input.setPlainText(text)
+            return
+        if self.current_id is None:
+            self.new_conversation()
+        self._start(self.session.send(self.current_id, text))
+        self.refresh_conversations()
+
+    def regenerate(self, assistant_id: int) -> None:
+        if self._can_generate():
+            self._start(self.session.regenerate(assistant_id))
+
+    def regenerate_last(self) -> None:
+        answers = [m for m in self.chat.views if m.message["role"] == "assistant" and m.message["id"]]
+        if answers:
+            self.regenerate(answers[-1].message["id"])
+
+    def edit(self, user_id: int, text: str) -> None:
+        if self._can_generate():
+            self._start(self.session.edit(user_id, text))
+
+    def step_sibling(self, message_id: int, step: int) -> None:
+        if self.pending is None:
+            self.session.step_sibling(message_id, step)
+            self.refresh_chat()
+
+    def stop(self) -> None:
+        """Stops the answer after the current token; what was written so far is kept."""
+        if self.pending is not None:
+            self.engine.stop()
+            self._set_state("Stopping…")
+
+    def _send_or_stop(self) -> None:
+        if self.pending is not None:
+            self.stop()
+        else:
+            self.input.submit()
+
+    def _can_generate(self) -> bool:
+        if self.pending is not None:
+            return False
+        if self.model_info is None:
+            self.show_banner("No model is loaded yet. Wait for it to load, or pick a GGUF model in File → Open model.")
+            return False
+        return True
+
+    def _start(self, pending: PendingAnswer) -> None:
+        self.pending = pending
+        self.current_id = pending.conversation_id
+        self.refresh_chat()
+        self.request_id = self.engine.generate(pending.messages, sampling(self.state.settings))
+        self._set_state("Generating…")
+        self._update_controls()
+
+    def _on_chunk(self, request_id: int, text: str) -> None:
+        if request_id == self.request_id and self.pending and self.pending.conversation_id == self.current_id:
+            self.chat.append_stream(text)
+
+    def _on_finished(self, request_id: int, result: GenerationResult) -> None:
+        if request_id != self.request_id or self.pending is None:
+            return
+        self.session.finish(self.pending, result, self.model_id)
+        self.speed_label.setText(f"{result.decode_tok_s:.1f} tok/s")
+        self.context_label.setText(f"context {result.context_used}/{self.context_size}")
+        self._end_request("Ready" if result.finish_reason != "stopped" else "Stopped")
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if request_id == self.request_id:
+            self.show_banner(message)
+            self._end_request("Ready")
+
+    def _end_request(self, state: str) -> None:
+        self.pending = None
+        self.request_id = None
+        self._set_state(state)
+        self._update_controls()
+        self.refresh_chat()
+        self.refresh_conversations()
+
+    # ---- status -------------------------------------------------------------------------------
+
+    def show_banner(self, message: str) -> None:
+        """Problems are shown in the window, never only in a log."""
+        self.banner_label.setText(message)
+        self.banner.show()
+
+    def _set_state(self, text: str) -> None:
+        self.state_label.setText(text)
+
+    def _update_controls(self) -> None:
+        generating = self.pending is not None
+        self.send_button.setText("Stop" if generating else "Send")
+        self.send_button.setEnabled(generating or self.model_info is not None)
+        self.stop_action.setEnabled(generating)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt naming)
+        self.engine.shutdown()
+        self.state.store.close()
+        super().closeEvent(event)
