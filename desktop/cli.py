@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Sequence
 
-from desktop import __version__
+from desktop import __version__, cli_signals
 
 EXIT_BAD_INPUT = 2
 
@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float)
     chat.add_argument("--max-tokens", type=int)
     sub.add_parser("doctor", help="print the model, the llama.cpp build and the data folder")
+    cli_signals.add_parsers(sub)
     bench = sub.add_parser("bench", help="benchmarks (JSON on the last line)")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     engine = bench_sub.add_parser("engine", help="decode speed, warm time to first token, GUI stalls")
@@ -39,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _chat(args)
     if args.command == "doctor":
         return _doctor(args)
+    if args.command in cli_signals.COMMANDS:
+        return cli_signals.run(args)
     if args.command == "bench":
         from desktop.bench_engine import run_engine_bench
 

@@ -141,6 +141,7 @@ class _Capture:
     stderr: bytes
     timed_out: bool
     truncated: bool
+    launcher_exit: int
 
 
 def run_python(code: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
@@ -272,7 +273,7 @@ def _run(code: str, limits: SandboxLimits, mode: _Mode) -> SandboxResult:
 
 
 def _collect(proc: subprocess.Popen, limits: SandboxLimits) -> _Capture:
-    """Reads both pipes until EOF, the wall clock or the output cap, then stops everything."""
+    """Reads both pipes until the launcher is done, the wall clock or the output cap, then stops everything."""
     deadline = time.monotonic() + limits.wall_s
     buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
     total = 0
@@ -280,7 +281,7 @@ def _collect(proc: subprocess.Popen, limits: SandboxLimits) -> _Capture:
     with selectors.DefaultSelector() as selector:
         for fd in buffers:
             selector.register(fd, selectors.EVENT_READ)
-        while selector.get_map() and not truncated:
+        while (selector.get_map() or not _exited(proc.pid)) and not truncated:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = not _exited(proc.pid)
@@ -300,7 +301,7 @@ def _collect(proc: subprocess.Popen, limits: SandboxLimits) -> _Capture:
                 _kill_group(proc.pid)
     _stop(proc)
     stdout, stderr = buffers.values()
-    return _Capture(bytes(stdout), bytes(stderr), timed_out, truncated)
+    return _Capture(bytes(stdout), bytes(stderr), timed_out, truncated, proc.returncode)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -355,6 +356,8 @@ def _result(capture: _Capture, status: dict, limits: SandboxLimits) -> SandboxRe
     error = status.get("error")
     if error is not None:
         exit_code = None
+    elif exit_code is None and not (capture.timed_out or capture.truncated):
+        error = f"launcher ended without a report (exit {capture.launcher_exit}): {stderr.strip()[-200:]}"
     return SandboxResult(exit_code, stdout, stderr, capture.timed_out,
                          _killed_reason(capture, exit_code, stderr, limits), capture.truncated, error)
 
@@ -382,7 +385,7 @@ def _boot(config: dict) -> None:
     """Launcher: builds the jail, forks the code, stays its init, and reports how it ended."""
     status_fd = config["status_fd"]
     os.set_inheritable(status_fd, False)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as PID 1 with no handler, signals from inside are ignored
     try:
         if config["namespaced"]:
             _jail_filesystem(config)
@@ -469,8 +472,10 @@ def _remount_all_readonly() -> None:
             flags |= MS_STRICTATIME
         try:
             _mount(None, mount_point, None, flags)
-        except FileNotFoundError:
-            continue
+        except OSError:
+            if os.path.ismount(mount_point):
+                raise
+            log.debug("skipping shadowed mount %s", mount_point)
 
 
 def _unescape_mountinfo(field: str) -> str:

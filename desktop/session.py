@@ -41,11 +41,16 @@ class ChatSession:
         messages += [{"role": m["role"], "content": m["content"]} for m in self.store.path_to(leaf_id)]
         return messages
 
+    def name_if_new(self, conversation_id: int, text: str) -> None:
+        """A conversation is named after its first message until the user renames it."""
+        conversation = self.store.conversation(conversation_id)
+        if conversation["current_leaf_id"] is None and conversation["title"] == DEFAULT_TITLE:
+            self.store.rename_conversation(conversation_id, title_from(text))
+
     def send(self, conversation_id: int, text: str) -> PendingAnswer:
         """Adds the user's message under the active branch's leaf."""
+        self.name_if_new(conversation_id, text)
         conversation = self.store.conversation(conversation_id)
-        if not self.store.active_path(conversation_id) and conversation["title"] == DEFAULT_TITLE:
-            self.store.rename_conversation(conversation_id, title_from(text))
         user_id = self.store.add_message(conversation_id, "user", text, parent_id=conversation["current_leaf_id"])
         return PendingAnswer(conversation_id, user_id, self.prompt_for(conversation_id, user_id))
 

@@ -20,7 +20,7 @@ class Settings:
     model_path: str = ""
     """Empty means the embedded default model."""
     n_threads: int = 0
-    """0 means one thread per core."""
+    """0 means auto: one thread per core, minus one left for the window and the rest of the system."""
     n_ctx: int = 4096
     n_gpu_layers: int = 0
     temperature: float = 0.7
@@ -34,8 +34,8 @@ class Settings:
         return any(getattr(self, name) != getattr(other, name) for name in RELOAD_FIELDS)
 
     def threads(self) -> int:
-        """Resolves 'auto' to the core count so llama.cpp never gets 0."""
-        return self.n_threads if self.n_threads > 0 else max(1, os.cpu_count() or 1)
+        """Auto leaves a core free: llama.cpp's threads spin in lockstep, so one busy neighbour stalls them all."""
+        return self.n_threads if self.n_threads > 0 else max(1, (os.cpu_count() or 1) - 1)
 
 
 class SettingsError(Exception):

@@ -17,6 +17,7 @@ SQLITE_SIDECARS = ("-wal", "-shm")
 DEFAULT_TITLE = "New chat"
 ROLES = ("system", "user", "assistant")
 FINISH_REASONS = ("stop", "length", "stopped", "error")
+AUTHORS = ("model", "user", "app", "import")
 WRITE_HINT = "Fix its permissions or set NIGHTSCHOOL_HOME to a folder you can write."
 HOME_HINT = "Move it aside or set NIGHTSCHOOL_HOME to another folder; the file was left untouched."
 
@@ -70,11 +71,88 @@ def _create_chat_tables(db: Database) -> None:
     db.execute("CREATE INDEX idx_messages_parent ON messages(parent_id)")
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_create_chat_tables]
+def _create_signal_tables(db: Database) -> None:
+    """Version 2: judgements about answers (marks, corrections, verifications), checks, taught items, probes, tasks."""
+    db.execute(
+        "ALTER TABLE messages ADD COLUMN author TEXT NOT NULL DEFAULT 'model' "
+        "CHECK (author IN ('model', 'user', 'app', 'import'))"
+    )
+    db.execute("UPDATE messages SET author = 'user' WHERE role IN ('user', 'system')")
+    db.execute(
+        """CREATE TABLE signals (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('mark', 'correction', 'verification')),
+            value TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL CHECK (source IN ('user', 'verifier', 'import')),
+            correction_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            spec_json TEXT,
+            result_json TEXT,
+            model_id INTEGER REFERENCES models(id),
+            excluded INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX idx_signals_message ON signals(message_id)")
+    db.execute(
+        """CREATE TABLE checks (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            spec_json TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('user', 'proposed', 'import')),
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX idx_checks_message ON checks(message_id)")
+    db.execute(
+        """CREATE TABLE taught (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER REFERENCES conversations(id) ON DELETE SET NULL,
+            user_message_id INTEGER REFERENCES messages(id) ON DELETE SET NULL,
+            answer_message_id INTEGER REFERENCES messages(id) ON DELETE SET NULL,
+            text TEXT NOT NULL,
+            acknowledgement TEXT NOT NULL,
+            original_text TEXT NOT NULL,
+            excluded INTEGER NOT NULL DEFAULT 0,
+            source TEXT NOT NULL CHECK (source IN ('user', 'import')),
+            external_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (source, external_id)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE probes (
+            id INTEGER PRIMARY KEY,
+            taught_id INTEGER NOT NULL REFERENCES taught(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('probe', 'near_miss')),
+            question TEXT NOT NULL,
+            strings_json TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            external_id TEXT,
+            family TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            spec_json TEXT NOT NULL,
+            split TEXT NOT NULL CHECK (split IN ('train', 'eval')),
+            source TEXT NOT NULL,
+            excluded INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            UNIQUE (source, external_id)
+        )"""
+    )
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_create_chat_tables, _create_signal_tables]
 """Migration i brings the schema from version i to i + 1; append, never edit."""
 
 
-def _now() -> str:
+def utc_now() -> str:
     """ISO-8601 UTC with microseconds, so rows written in one second still order correctly."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -185,8 +263,13 @@ class Store:
         """Closes the connection so the WAL is checkpointed into the main file."""
         self._db.close()
 
+    @property
+    def db(self) -> Database:
+        """The connection, for modules that keep their own tables in this file (signals)."""
+        return self._db
+
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:
         """Groups writes so a failure leaves none of them behind."""
         self._db.conn.execute("BEGIN")
         try:
@@ -200,7 +283,7 @@ class Store:
     def _migrate(self) -> None:
         """Applies the missing migrations, one transaction each, so a crash never leaves a half-migrated file."""
         for version in range(self.schema_version, len(MIGRATIONS)):
-            with self._transaction():
+            with self.transaction():
                 MIGRATIONS[version](self._db)
                 self._db.execute(f"PRAGMA user_version = {version + 1}")
 
@@ -213,19 +296,19 @@ class Store:
 
     def _write(self, sql: str, params: tuple[Any, ...], what: str) -> None:
         """Runs one UPDATE/DELETE by id and raises KeyError when the id does not exist."""
-        with self._transaction():
+        with self.transaction():
             if self._db.execute(sql, params).rowcount == 0:
                 raise KeyError(f"no {what} {params[-1]}")
 
     def upsert_model(self, path: str, name: str, architecture: str, quantization: str, size_bytes: int) -> int:
         """Records a model file once per (path, size) so messages can say which model wrote them."""
-        with self._transaction():
+        with self.transaction():
             self._db.execute(
                 """INSERT INTO models (path, name, architecture, quantization, size_bytes, created_at)
                    VALUES (?, ?, ?, ?, ?, ?)
                    ON CONFLICT (path, size_bytes) DO UPDATE SET
                    name = excluded.name, architecture = excluded.architecture, quantization = excluded.quantization""",
-                (path, name, architecture, quantization, size_bytes, _now()),
+                (path, name, architecture, quantization, size_bytes, utc_now()),
             )
             row = self._db.execute("SELECT id FROM models WHERE path = ? AND size_bytes = ?", (path, size_bytes))
             return row.fetchone()[0]
@@ -237,8 +320,8 @@ class Store:
 
     def create_conversation(self, title: str = DEFAULT_TITLE, system_prompt: str = "") -> int:
         """Starts an empty chat; its first message becomes the root."""
-        now = _now()
-        with self._transaction():
+        now = utc_now()
+        with self.transaction():
             cursor = self._db.execute(
                 "INSERT INTO conversations (title, system_prompt, created_at, updated_at) VALUES (?, ?, ?, ?)",
                 (title, system_prompt, now, now),
@@ -283,21 +366,25 @@ class Store:
         model_id: int | None = None,
         finish_reason: str | None = None,
         stats: dict[str, Any] | None = None,
+        author: str | None = None,
     ) -> int:
-        """Appends a message under parent_id and makes it the chat's active leaf."""
+        """Appends a message under parent_id and makes it the chat's active leaf; author defaults by role."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+        author = author or ("model" if role == "assistant" else "user")
+        if author not in AUTHORS:
+            raise ValueError(f"author must be one of {AUTHORS}, not {author!r}")
         _check_finish_reason(finish_reason)
         self.conversation(cid)
         if parent_id is not None and self.message(parent_id)["conversation_id"] != cid:
             raise ValueError(f"message {parent_id} belongs to another conversation than {cid}")
-        now = _now()
-        with self._transaction():
+        now = utc_now()
+        with self.transaction():
             mid = self._db.execute(
                 """INSERT INTO messages
-                   (conversation_id, parent_id, role, content, created_at, model_id, finish_reason, stats_json)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                (cid, parent_id, role, content, now, model_id, finish_reason, _encode_stats(stats)),
+                   (conversation_id, parent_id, role, content, created_at, model_id, finish_reason, stats_json, author)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (cid, parent_id, role, content, now, model_id, finish_reason, _encode_stats(stats), author),
             ).lastrowid
             self._db.execute(
                 "UPDATE conversations SET current_leaf_id = ?, updated_at = ? WHERE id = ?", (mid, now, cid)

@@ -12,7 +12,7 @@ from typing import Any, Callable, NamedTuple
 
 import jsonschema
 
-from desktop.sandbox import SandboxLimits, SandboxResult, run_python
+from desktop.sandbox import MAIN_FILE, SandboxLimits, SandboxResult, run_python
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +24,12 @@ PYTHON_FENCE_LANGS = ("python", "python3", "py")
 
 FENCE_RE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 NUMBER_RE = re.compile(
-    r"(?<![\w.])(?:(?<![\w.,])([-+\u2212]))?"
-    r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"(?<![\w.])([-+\u2212])?"
+    r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?!\d)"
     r"(?:[eE]([-+]?\d+))?"
-    r"(?:\s*/\s*([1-9]\d*)(?![\d.]))?"
+    r"(?:\s*/\s*([1-9]\d*)(?!\d|\.\d))?"
 )
-TRACEBACK_LINE_RE = re.compile(r'File "[^"]*main\.py", line (\d+)')
+TRACEBACK_LINE_RE = re.compile(rf'File "[^"]*/{re.escape(MAIN_FILE)}", line (\d+)')
 NUMERIC_CUE_RE = re.compile(
     r"\b(?:just|only)\s+(?:the\s+|a\s+|one\s+)?(?:final\s+)?(?:number|integer|numeric\s+(?:value|answer))\b",
     re.IGNORECASE,
@@ -213,7 +213,8 @@ def _check_json(spec: dict, answer: str, limits: SandboxLimits | None) -> Verifi
 def _check_python(spec: dict, answer: str, limits: SandboxLimits | None) -> VerifierResult:
     """The answer's code followed by the tests exits 0 in the sandbox."""
     program = _extract_code(answer).rstrip() + "\n\n" + spec["tests"] + "\n"
-    result = run_python(program, limits or SandboxLimits())
+    limits = limits or SandboxLimits()
+    result = run_python(program, limits)
     details = {
         "exit_code": result.exit_code,
         "timed_out": result.timed_out,
@@ -225,28 +226,26 @@ def _check_python(spec: dict, answer: str, limits: SandboxLimits | None) -> Veri
         return _error(f"sandbox failed: {result.sandbox_error}", **details)
     if result.ok:
         return _passed("all tests passed", **details)
-    return _failed(_python_failure(result, program), **details)
+    return _failed(_python_failure(result, program, limits), **details)
 
 
 class _Kind(NamedTuple):
-    """How to validate one kind of spec and how to check an answer against it."""
+    """How to validate one kind of spec, which keys it may carry, and how to check an answer against it."""
 
+    keys: frozenset[str]
     parse: Callable[[dict], dict]
     check: Callable[[dict, str, SandboxLimits | None], VerifierResult]
 
 
 _KINDS: dict[str, _Kind] = {
-    "exact": _Kind(_parse_exact, _check_exact),
-    "numeric": _Kind(_parse_numeric, _check_numeric),
-    "contains": _Kind(_parse_contains, _check_contains),
-    "regex": _Kind(_parse_regex, _check_regex),
-    "json": _Kind(_parse_json, _check_json),
-    "python": _Kind(_parse_python, _check_python),
+    "exact": _Kind(frozenset({"answer"}), _parse_exact, _check_exact),
+    "numeric": _Kind(frozenset({"answer", "tolerance"}), _parse_numeric, _check_numeric),
+    "contains": _Kind(frozenset({"any"}), _parse_contains, _check_contains),
+    "regex": _Kind(frozenset({"pattern", "flags"}), _parse_regex, _check_regex),
+    "json": _Kind(frozenset({"equals", "schema"}), _parse_json, _check_json),
+    "python": _Kind(frozenset({"tests"}), _parse_python, _check_python),
 }
 KINDS: tuple[str, ...] = tuple(_KINDS)
-_OPTIONAL_KEYS = {"numeric": {"tolerance"}, "regex": {"flags"}, "json": {"equals", "schema"}}
-_REQUIRED_KEYS = {"exact": {"answer"}, "numeric": {"answer"}, "contains": {"any"}, "regex": {"pattern"},
-                  "json": set(), "python": {"tests"}}
 
 
 def parse_spec(spec: dict | str) -> dict:
@@ -261,7 +260,7 @@ def parse_spec(spec: dict | str) -> dict:
     kind = spec.get("kind")
     if kind not in _KINDS:
         raise SpecError(f"unknown spec kind {kind!r}; expected one of {', '.join(KINDS)}")
-    unexpected = set(spec) - {"kind"} - _REQUIRED_KEYS[kind] - _OPTIONAL_KEYS.get(kind, set())
+    unexpected = set(spec) - {"kind"} - _KINDS[kind].keys
     if unexpected:
         raise SpecError(f"{kind} spec has unexpected keys: {', '.join(sorted(unexpected))}")
     return {"kind": kind, **_KINDS[kind].parse(spec)}
@@ -283,9 +282,9 @@ def verify(spec: dict | str, answer: str, *, limits: SandboxLimits | None = None
 def propose_spec(prompt: str) -> dict | None:
     """Proposes a check the prompt itself carries; None values mark what the user must still supply."""
     for _, body in FENCE_RE.findall(prompt):
-        lines = [line.strip() for line in body.splitlines()]
-        code = [line for line in lines if line and not line.startswith("#")]
-        if code and all(ASSERT_LINE_RE.match(line) for line in code) and any(l.startswith("assert") for l in code):
+        stripped = (line.strip() for line in body.splitlines())
+        code = [line for line in stripped if line and not line.startswith("#")]
+        if all(ASSERT_LINE_RE.match(line) for line in code) and any(line.startswith("assert") for line in code):
             try:
                 return parse_spec({"kind": "python", "tests": body.strip()})
             except SpecError:
@@ -398,10 +397,10 @@ def _extract_code(answer: str) -> str:
     return fences[0][1] if fences else answer
 
 
-def _python_failure(result: SandboxResult, program: str) -> str:
+def _python_failure(result: SandboxResult, program: str, limits: SandboxLimits) -> str:
     """One sentence on why the program failed: the limit hit, the failing assert, or the last error line."""
     if result.timed_out:
-        return f"timed out after {result.killed_reason.removeprefix('wall-clock limit ')}"
+        return f"timed out after {limits.wall_s:g} s"
     if result.killed_reason is not None:
         return result.killed_reason
     error_lines = [line for line in result.stderr.strip().splitlines() if line.strip()]

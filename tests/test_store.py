@@ -175,15 +175,24 @@ def test_empty_version_zero_file_is_migrated(db_file: Path) -> None:
     assert {"models", "conversations", "messages"} <= tables
 
 
-def test_version_one_file_keeps_its_conversation(db_file: Path) -> None:
-    store = Store(db_file)
-    cid = store.create_conversation("Old chat")
-    store.add_message(cid, "user", "from version 1")
-    store.close()
-    with sqlite3.connect(db_file) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+def test_version_one_file_is_migrated_and_keeps_its_conversation(db_file: Path) -> None:
+    from sqlite_utils import Database
+
+    from desktop.store import MIGRATIONS
+
+    old = Database(db_file)
+    MIGRATIONS[0](old)
+    old.execute("INSERT INTO conversations VALUES (1, 'Old chat', '', '2026-01-01', '2026-01-01', 2)")
+    old.execute("INSERT INTO messages (id, conversation_id, parent_id, role, content, created_at) "
+                "VALUES (1, 1, NULL, 'user', 'from version 1', '2026-01-01'), (2, 1, 1, 'assistant', 'hi', '2026-01-01')")
+    old.execute("PRAGMA user_version = 1")
+    old.conn.commit()
+    old.close()
     reopened = Store(db_file)
-    assert reopened.active_path(cid)[0]["content"] == "from version 1"
+    assert reopened.schema_version == len(MIGRATIONS) > 1
+    path = reopened.active_path(1)
+    assert [m["content"] for m in path] == ["from version 1", "hi"]
+    assert [m["author"] for m in path] == ["user", "model"]
     reopened.close()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QDockWidget,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -24,11 +25,18 @@ from desktop.engine import GenerationResult, backend_info
 from desktop.modelfile import ModelFileError, ModelInfo
 from desktop.session import ChatSession, PendingAnswer
 from desktop.settings import Settings, save_settings
-from desktop.ui.chat_view import ChatView
+from desktop.inbox import learning_inbox
+from desktop.signals import Signals
+from desktop.ui.background import Background
+from desktop.ui.chat_view import ChatView, Decor
+from desktop.ui.check_dialog import CheckDialog
 from desktop.ui.conversation_list import ConversationList
 from desktop.ui.engine_worker import EngineClient
+from desktop.ui.inbox_panel import InboxPanel
 from desktop.ui.input_box import InputBox
 from desktop.ui.settings_dialog import SettingsDialog, pick_model_file
+from desktop.ui.taught_panel import TaughtPanel
+from desktop.verifiers import propose_spec, verify
 
 SIDEBAR_WIDTH = 240
 WINDOW_SIZE = (1100, 760)
@@ -44,7 +52,10 @@ class MainWindow(QMainWindow):
         self.resize(*WINDOW_SIZE)
         self.state = state
         self.session = ChatSession(state.store)
+        self.signals = Signals(state.store)
         self.engine = EngineClient(self)
+        self.background = Background(self)
+        self._check_jobs: dict[int, int] = {}
         self.model_info: ModelInfo | None = None
         self.model_id: int | None = None
         self.context_size = 0
@@ -58,6 +69,7 @@ class MainWindow(QMainWindow):
         for warning in state.warnings:
             self.show_banner(warning)
         self.refresh_conversations()
+        self.refresh_signals()
         rows = self.conversations.model.rows
         if rows:
             self.open_conversation(rows[0]["id"])
@@ -81,8 +93,10 @@ class MainWindow(QMainWindow):
         self.input = InputBox()
         self.send_button = QPushButton("Send")
         self.send_button.setDefault(True)
+        self.teach_button = QPushButton("Teach", toolTip="Remember what you typed (Ctrl+T)")
         input_row = QHBoxLayout()
         input_row.addWidget(self.input, 1)
+        input_row.addWidget(self.teach_button, 0, Qt.AlignmentFlag.AlignBottom)
         input_row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
         right = QWidget()
         column = QVBoxLayout(right)
@@ -97,6 +111,16 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([SIDEBAR_WIDTH, WINDOW_SIZE[0] - SIDEBAR_WIDTH])
         self.setCentralWidget(splitter)
+        self.taught_panel = TaughtPanel()
+        self.inbox_panel = InboxPanel()
+        self.docks = {}
+        for title, panel in (("Taught", self.taught_panel), ("Learning inbox", self.inbox_panel)):
+            dock = QDockWidget(title, self, objectName=title)
+            dock.setWidget(panel)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            self.docks[title] = dock
+        self.tabifyDockWidget(self.docks["Taught"], self.docks["Learning inbox"])
+        self.docks["Taught"].raise_()
         self.model_label = QLabel("no model")
         self.context_label = QLabel()
         self.speed_label = QLabel()
@@ -118,6 +142,14 @@ class MainWindow(QMainWindow):
         self.stop_action = QAction("&Stop", self, shortcut=QKeySequence("Esc"), triggered=self.stop)
         chat_menu.addAction(self.stop_action)
         chat_menu.addAction("&Regenerate last answer", QKeySequence("Ctrl+R"), self.regenerate_last)
+        chat_menu.addAction("&Teach", QKeySequence("Ctrl+T"), self.teach_from_input)
+        feedback = self.menuBar().addMenu("Fee&dback")
+        feedback.addAction("Mark last answer &correct", QKeySequence("Ctrl+1"), lambda: self._mark_last("correct"))
+        feedback.addAction("Mark last answer &incorrect", QKeySequence("Ctrl+2"), lambda: self._mark_last("incorrect"))
+        feedback.addAction("&Write the right answer…", QKeySequence("Ctrl+Shift+E"), self._correct_last)
+        view = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
 
     def _connect(self) -> None:
         self.conversations.selected.connect(self.open_conversation)
@@ -131,6 +163,16 @@ class MainWindow(QMainWindow):
         self.chat.regenerate.connect(self.regenerate)
         self.chat.edit_submitted.connect(self.edit)
         self.chat.step.connect(self.step_sibling)
+        self.chat.mark.connect(self.set_mark)
+        self.chat.correction.connect(self.correct_answer)
+        self.chat.add_check.connect(self.ask_for_check)
+        self.chat.attach_proposal.connect(self.attach_check)
+        self.teach_button.clicked.connect(self.teach_from_input)
+        self.taught_panel.edit_requested.connect(lambda tid, text: self._signal_change(self.signals.edit_taught, tid, text))
+        self.taught_panel.exclude_requested.connect(lambda tid, ex: self._signal_change(self.signals.set_taught_excluded, tid, ex))
+        self.taught_panel.delete_requested.connect(lambda tid: self._signal_change(self.signals.delete_taught, tid))
+        self.background.finished.connect(self._on_checks_done)
+        self.background.failed.connect(lambda _ticket, message: self.show_banner(f"A check could not run: {message}"))
         worker = self.engine.worker
         worker.loaded.connect(self._on_loaded)
         worker.load_failed.connect(self._on_load_failed)
@@ -240,13 +282,112 @@ class MainWindow(QMainWindow):
             self.chat.show_messages([], {})
             return
         messages = self.state.store.active_path(self.current_id)
-        siblings = {}
-        for message in messages:
-            ids = [m["id"] for m in self.state.store.siblings(message["id"])]
-            siblings[message["id"]] = (ids.index(message["id"]), len(ids))
-        self.chat.show_messages(messages, siblings)
+        taught = {t[key] for t in self.signals.taught_items() for key in ("user_message_id", "answer_message_id")}
+        self.chat.show_messages(messages, {m["id"]: self._decor(m, m["id"] in taught) for m in messages})
         if self.pending is not None and self.pending.conversation_id == self.current_id:
             self.chat.begin_stream()
+
+    def _decor(self, message: dict, taught: bool) -> Decor:
+        """A card's extras: sibling position, and the mark, verdicts or proposed check that belong to it."""
+        ids = [m["id"] for m in self.state.store.siblings(message["id"])]
+        decor = Decor(index=ids.index(message["id"]), count=len(ids), taught=taught)
+        if message["role"] == "assistant":
+            badges = self.signals.badges(message["id"])
+            decor.mark = badges["mark"]["value"] if badges["mark"] else None
+            decor.reason = badges["mark"]["reason"] if badges["mark"] else ""
+            decor.verifications = badges["verifications"]
+        elif message["role"] == "user" and not taught:
+            decor.checks = len(self.signals.checks_for(message["id"]))
+            decor.proposal = propose_spec(message["content"]) if decor.checks == 0 else None
+        return decor
+
+    # ---- signals ------------------------------------------------------------------------------
+
+    def refresh_signals(self) -> None:
+        """Redraws the taught list and the learning inbox after any signal changes."""
+        self.taught_panel.show_items(self.signals.taught_items())
+        self.inbox_panel.show_inbox(learning_inbox(self.signals))
+
+    def _signal_change(self, change, *args) -> None:
+        change(*args)
+        self.refresh_signals()
+        self.refresh_chat()
+
+    def set_mark(self, message_id: int, value: str | None, reason: str = "") -> None:
+        """✓ / ✗ on an answer; None undoes the mark (its history is kept)."""
+        if value is None:
+            self._signal_change(self.signals.unmark, message_id)
+        else:
+            self._signal_change(self.signals.mark, message_id, value, reason)
+
+    def correct_answer(self, message_id: int, text: str) -> None:
+        """The person's right answer becomes the active sibling; the original stays as the rejected one."""
+        self._signal_change(self.signals.correct, message_id, text)
+
+    def teach_from_input(self) -> None:
+        """Teach: what is in the input box is remembered, acknowledged in the chat and listed under Taught."""
+        text = self.input.toPlainText().strip()
+        if not text or self.pending is not None:
+            return
+        self.input.clear()
+        if self.current_id is None:
+            self.new_conversation()
+        self.session.name_if_new(self.current_id, text)
+        taught_id = self.signals.teach(self.current_id, text)
+        self.refresh_signals()
+        self.refresh_chat()
+        self.refresh_conversations()
+        self.taught_panel.select(taught_id)
+
+    def _last_answer(self) -> int | None:
+        answers = [v.message["id"] for v in self.chat.views if v.message["role"] == "assistant" and v.message["id"]]
+        return answers[-1] if answers else None
+
+    def _mark_last(self, value: str) -> None:
+        answer = self._last_answer()
+        if answer is not None:
+            current = self.signals.current_mark(answer)
+            self.set_mark(answer, None if current and current["value"] == value else value)
+
+    def _correct_last(self) -> None:
+        for view in reversed(self.chat.views):
+            if view.message["role"] == "assistant" and view.message["id"]:
+                view.start_correction()
+                return
+
+    def ask_for_check(self, answer_id: int) -> None:
+        """'Add check…' on an answer: the check attaches to its question and runs on this answer at once."""
+        dialog = CheckDialog(self)
+        if dialog.exec() and dialog.spec():
+            self.attach_check(self.state.store.message(answer_id)["parent_id"], dialog.spec(), "user", answer_id)
+
+    def attach_check(self, question_id: int, spec: dict, source: str = "proposed", answer_id: int | None = None) -> None:
+        self.signals.add_check(question_id, spec, source)
+        if answer_id is None:
+            answers = [m["id"] for m in self.state.store.active_path(self.current_id) if m["parent_id"] == question_id]
+            answer_id = answers[0] if answers else None
+        self.refresh_chat()
+        if answer_id is not None:
+            self.run_checks(answer_id)
+
+    def run_checks(self, answer_id: int) -> None:
+        """Runs every check of the answer's question on the thread pool (the code sandbox can take seconds)."""
+        answer = self.state.store.message(answer_id)
+        specs = [check["spec"] for check in self.signals.checks_for(answer["parent_id"])]
+        if not specs:
+            return
+        text = answer["content"]
+        ticket = self.background.submit(lambda: [(spec, verify(spec, text)) for spec in specs])
+        self._check_jobs[ticket] = answer_id
+
+    def _on_checks_done(self, ticket: int, results: list) -> None:
+        answer_id = self._check_jobs.pop(ticket, None)
+        if answer_id is None:
+            return
+        for spec, result in results:
+            self.signals.record_verification(answer_id, spec, result)
+        self.refresh_signals()
+        self.refresh_chat()
 
     # ---- chatting -----------------------------------------------------------------------------
 
@@ -313,7 +454,8 @@ class MainWindow(QMainWindow):
     def _on_finished(self, request_id: int, result: GenerationResult) -> None:
         if request_id != self.request_id or self.pending is None:
             return
-        self.session.finish(self.pending, result, self.model_id)
+        answer_id = self.session.finish(self.pending, result, self.model_id)
+        self.run_checks(answer_id)
         self.speed_label.setText(f"{result.decode_tok_s:.1f} tok/s")
         self.context_label.setText(f"context {result.context_used}/{self.context_size}")
         self._end_request("Ready" if result.finish_reason != "stopped" else "Stopped")
@@ -348,6 +490,12 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(generating)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt naming)
+        """Stops the engine and pending checks first, so nothing late reaches the closed database."""
+        worker = self.engine.worker
+        for signal in (worker.loaded, worker.load_failed, worker.chunk, worker.finished, worker.failed,
+                       self.background.finished, self.background.failed):
+            signal.disconnect()
         self.engine.shutdown()
+        self.background.wait()
         self.state.store.close()
         super().closeEvent(event)

@@ -54,7 +54,7 @@ class SettingsDialog(QDialog):
         row.addWidget(browse)
         row.addWidget(default)
         form.addRow("Model file", row)
-        self.threads = self._spin(0, MAX_THREADS, settings.n_threads, "0 = one per core")
+        self.threads = self._spin(0, MAX_THREADS, settings.n_threads, "0 = auto: one per core, minus one for the window")
         form.addRow("Threads", self.threads)
         self.n_ctx = self._spin(MIN_CONTEXT, MAX_CONTEXT, settings.n_ctx, "tokens the model keeps in view")
         self.n_ctx.setSingleStep(MIN_CONTEXT)
