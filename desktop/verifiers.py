@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import unicodedata
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -12,7 +13,7 @@ from typing import Any, Callable, NamedTuple
 
 import jsonschema
 
-from desktop.sandbox import MAIN_FILE, SandboxLimits, SandboxResult, run_python
+from desktop.sandbox import SandboxLimits, SandboxResult, run_python
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,10 @@ NUMBER_RE = re.compile(
     r"(?:[eE]([-+]?\d+))?"
     r"(?:\s*/\s*([1-9]\d*)(?!\d|\.\d))?"
 )
-TRACEBACK_LINE_RE = re.compile(rf'File "[^"]*/{re.escape(MAIN_FILE)}", line (\d+)')
+ANSWER_FILE = "answer.py"
+TESTS_FILE = "tests.py"
+TOKEN_BYTES = 16
+TRACEBACK_LINE_RE = re.compile(rf'File "{re.escape(TESTS_FILE)}", line (\d+)')
 NUMERIC_CUE_RE = re.compile(
     r"\b(?:just|only)\s+(?:the\s+|a\s+|one\s+)?(?:final\s+)?(?:number|integer|numeric\s+(?:value|answer))\b",
     re.IGNORECASE,
@@ -210,23 +214,41 @@ def _check_json(spec: dict, answer: str, limits: SandboxLimits | None) -> Verifi
     return _passed("JSON matches", parsed=value)
 
 
+_HARNESS = """import os as _os, sys as _sys
+_scope = {{"__name__": "__main__"}}
+try:
+    exec(compile({answer!r}, "{answer_file}", "exec"), _scope)
+except SystemExit:
+    _sys.stderr.write("the answer exited before the tests ran\\n")
+    _os._exit(1)
+exec(compile({tests!r}, "{tests_file}", "exec"), _scope)
+print({token!r})
+"""
+
+
 def _check_python(spec: dict, answer: str, limits: SandboxLimits | None) -> VerifierResult:
-    """The answer's code followed by the tests exits 0 in the sandbox."""
-    program = _extract_code(answer).rstrip() + "\n\n" + spec["tests"] + "\n"
+    """The tests run after the answer's code and reach the end: a per-run token proves the answer did not exit early."""
+    token = secrets.token_hex(TOKEN_BYTES)
+    tests = spec["tests"]
+    program = _HARNESS.format(answer=_extract_code(answer), tests=tests, token=token,
+                              answer_file=ANSWER_FILE, tests_file=TESTS_FILE)
     limits = limits or SandboxLimits()
     result = run_python(program, limits)
+    finished = result.stdout.rstrip().endswith(token)
     details = {
         "exit_code": result.exit_code,
         "timed_out": result.timed_out,
         "truncated": result.truncated,
-        "stdout_tail": result.stdout[-TAIL_CHARS:],
+        "stdout_tail": result.stdout.replace(token, "")[-TAIL_CHARS:],
         "stderr_tail": result.stderr[-TAIL_CHARS:],
     }
     if result.sandbox_error is not None:
         return _error(f"sandbox failed: {result.sandbox_error}", **details)
-    if result.ok:
+    if result.ok and finished:
         return _passed("all tests passed", **details)
-    return _failed(_python_failure(result, program, limits), **details)
+    if result.ok:
+        return _failed("the program ended before the tests finished", **details)
+    return _failed(_python_failure(result, tests, limits), **details)
 
 
 class _Kind(NamedTuple):
@@ -397,7 +419,7 @@ def _extract_code(answer: str) -> str:
     return fences[0][1] if fences else answer
 
 
-def _python_failure(result: SandboxResult, program: str, limits: SandboxLimits) -> str:
+def _python_failure(result: SandboxResult, tests: str, limits: SandboxLimits) -> str:
     """One sentence on why the program failed: the limit hit, the failing assert, or the last error line."""
     if result.timed_out:
         return f"timed out after {limits.wall_s:g} s"
@@ -407,7 +429,7 @@ def _python_failure(result: SandboxResult, program: str, limits: SandboxLimits) 
     last = error_lines[-1].strip() if error_lines else f"exit code {result.exit_code}"
     if last.startswith("AssertionError"):
         frames = TRACEBACK_LINE_RE.findall(result.stderr)
-        source = program.splitlines()
+        source = tests.splitlines()
         line = source[int(frames[-1]) - 1].strip() if frames and int(frames[-1]) <= len(source) else ""
         message = last.removeprefix("AssertionError").lstrip(": ")
         return "assertion failed: " + ": ".join(part for part in (line, message) if part)

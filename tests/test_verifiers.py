@@ -244,3 +244,10 @@ def test_propose_spec_on_bench_prompts_never_contradicts_the_kind():
     for item in bench_items():
         proposed = propose_spec(item["prompt"])
         assert proposed is None or proposed["kind"] == item["verifier"]["kind"], item["id"]
+
+
+@pytest.mark.parametrize("answer", ["import sys\nsys.exit(0)", "import os\nos._exit(0)", "def f(x): return 2 * x\nraise SystemExit"])
+def test_python_answer_that_exits_before_the_tests_fails(answer):
+    result = verify({"kind": "python", "tests": "assert f(2) == 4"}, answer)
+    assert result.status == "failed"
+    assert "before the tests" in result.reason
