@@ -14,7 +14,7 @@ PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/nightschool"
 
-say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
 install_debian_packages() {
   command -v dpkg-query >/dev/null || { say "not a Debian system: install the Qt runtime libraries and cmake yourself"; return; }
