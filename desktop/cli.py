@@ -74,7 +74,7 @@ def _chat(args: argparse.Namespace) -> int:
     except (ModelFileError, EngineError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    session = ChatSession(state.store)
+    session = ChatSession(state.store, state.settings.memory_items)
     cid = args.conversation or state.store.create_conversation()
     pending = session.send(cid, args.question)
 

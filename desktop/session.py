@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from desktop.engine import ChatMessage, GenerationResult
 from desktop.modelfile import ModelInfo
+from desktop.memory import relevant, with_memory
+from desktop.signals import Signals
 from desktop.store import DEFAULT_TITLE, Store
 
 TITLE_CHARS = 48
@@ -29,8 +31,10 @@ def title_from(text: str) -> str:
 class ChatSession:
     """Turns user intents (send, regenerate, edit, pick a sibling) into store changes and prompts."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, memory_limit: int = 0) -> None:
         self.store = store
+        self.memory_limit = memory_limit
+        """How many taught items or corrections short-term memory adds to a question (0: none)."""
 
     def prompt_for(self, conversation_id: int, leaf_id: int) -> list[ChatMessage]:
         """The system prompt plus the branch that ends at leaf_id, in the shape chat templates take."""
@@ -40,6 +44,14 @@ class ChatSession:
             messages.append({"role": "system", "content": conversation["system_prompt"]})
         messages += [{"role": m["role"], "content": m["content"]} for m in self.store.path_to(leaf_id)]
         return messages
+
+    def prompt_with_memory(self, conversation_id: int, leaf_id: int) -> list[ChatMessage]:
+        """What the model reads to answer: the branch, with relevant things taught or corrected added to the question."""
+        messages = self.prompt_for(conversation_id, leaf_id)
+        if self.memory_limit <= 0 or messages[-1]["role"] != "user":
+            return messages
+        items = Signals(self.store).memory_items()
+        return with_memory(messages, relevant(messages[-1]["content"], items, self.memory_limit))
 
     def name_if_new(self, conversation_id: int, text: str) -> None:
         """A conversation is named after its first message until the user renames it."""
@@ -52,7 +64,7 @@ class ChatSession:
         self.name_if_new(conversation_id, text)
         conversation = self.store.conversation(conversation_id)
         user_id = self.store.add_message(conversation_id, "user", text, parent_id=conversation["current_leaf_id"])
-        return PendingAnswer(conversation_id, user_id, self.prompt_for(conversation_id, user_id))
+        return PendingAnswer(conversation_id, user_id, self.prompt_with_memory(conversation_id, user_id))
 
     def regenerate(self, assistant_id: int) -> PendingAnswer:
         """A new answer to the same question; the old one stays as a sibling."""
@@ -61,7 +73,7 @@ class ChatSession:
             raise ValueError(f"message {assistant_id} is not an answer")
         cid = answer["conversation_id"]
         self.store.set_leaf(cid, answer["parent_id"])
-        return PendingAnswer(cid, answer["parent_id"], self.prompt_for(cid, answer["parent_id"]))
+        return PendingAnswer(cid, answer["parent_id"], self.prompt_with_memory(cid, answer["parent_id"]))
 
     def edit(self, user_id: int, text: str) -> PendingAnswer:
         """An edited question starts a new branch beside the original, which is kept."""
@@ -70,7 +82,7 @@ class ChatSession:
             raise ValueError(f"message {user_id} is not a user message")
         cid = original["conversation_id"]
         new_id = self.store.add_message(cid, "user", text, parent_id=original["parent_id"])
-        return PendingAnswer(cid, new_id, self.prompt_for(cid, new_id))
+        return PendingAnswer(cid, new_id, self.prompt_with_memory(cid, new_id))
 
     def finish(self, pending: PendingAnswer, result: GenerationResult, model_id: int | None) -> int:
         """Stores the answer (even a stopped, partial one) with the model that wrote it."""

@@ -26,6 +26,8 @@ class Settings:
     temperature: float = 0.7
     top_p: float = 0.95
     max_tokens: int = 512
+    memory_items: int = 5
+    """Short-term memory: how many relevant taught items or corrections join each question (0 turns it off)."""
     chat_format: str = ""
     """Empty means the chat template stored in the GGUF; otherwise a llama-cpp-python format name (e.g. "chatml")."""
 

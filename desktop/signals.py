@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from desktop.memory import MemoryItem
 from desktop.store import Store, utc_now
 from desktop.verifiers import VerifierResult, parse_spec
 
@@ -230,6 +231,14 @@ class Signals:
             "SELECT * FROM tasks WHERE (? IS NULL OR split = ?) AND excluded = 0 ORDER BY id", (split, split)
         )
         return [_decode(row, "spec") for row in rows]
+
+    def memory_items(self) -> list[MemoryItem]:
+        """Everything short-term memory may draw on: taught items and corrections that are not excluded."""
+        items = [MemoryItem(t["text"], "taught", t["id"]) for t in self.taught_items(include_excluded=False)]
+        for c in self.corrections():
+            question = self.store.message(self.store.message(c["message_id"])["parent_id"])["content"]
+            items.append(MemoryItem(f"Asked “{question}”, the right answer is: {c['corrected']}", "correction", c["id"]))
+        return items
 
     # ---- what the chat shows ----------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Nightschool")
         self.resize(*WINDOW_SIZE)
         self.state = state
-        self.session = ChatSession(state.store)
+        self.session = ChatSession(state.store, state.settings.memory_items)
         self.signals = Signals(state.store)
         self.engine = EngineClient(self)
         self.background = Background(self)
@@ -226,6 +226,7 @@ class MainWindow(QMainWindow):
         """Saves settings and reloads the model only if something that needs a reload changed."""
         old = self.state.settings
         self.state.settings = settings
+        self.session.memory_limit = settings.memory_items
         if self.state.settings_file is not None:
             try:
                 save_settings(settings, self.state.settings_file)

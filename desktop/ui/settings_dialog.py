@@ -26,6 +26,7 @@ MAX_CONTEXT = 131072
 MIN_CONTEXT = 256
 MAX_GPU_LAYERS = 999
 MAX_ANSWER_TOKENS = 32768
+MAX_MEMORY_ITEMS = 50
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 
 
@@ -70,6 +71,8 @@ class SettingsDialog(QDialog):
         form.addRow("Top-p", self.top_p)
         self.max_tokens = self._spin(1, MAX_ANSWER_TOKENS, settings.max_tokens, "longest answer in tokens")
         form.addRow("Max answer tokens", self.max_tokens)
+        self.memory_items = self._spin(0, MAX_MEMORY_ITEMS, settings.memory_items, "taught items and corrections added to each question; 0 = off")
+        form.addRow("Short-term memory", self.memory_items)
         self.chat_format = QComboBox()
         self.chat_format.setEditable(True)
         self.chat_format.addItems(CHAT_FORMATS)
@@ -115,5 +118,6 @@ class SettingsDialog(QDialog):
             temperature=self.temperature.value(),
             top_p=self.top_p.value(),
             max_tokens=self.max_tokens.value(),
+            memory_items=self.memory_items.value(),
             chat_format=self.chat_format.currentText().strip(),
         )
