@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
@@ -47,8 +47,8 @@ class Decor:
     taught: bool = False
 
 
-class MessageView(QFrame):
-    """One message: its text, where it sits among its siblings, its signals, and the actions it offers."""
+class CardIntents(QObject):
+    """What a user can ask of a message card; one instance per chat view, shared by all its cards."""
 
     regenerate = Signal(int)
     edit_submitted = Signal(int, str)
@@ -58,8 +58,13 @@ class MessageView(QFrame):
     add_check = Signal(int)
     attach_proposal = Signal(int, object)
 
-    def __init__(self, message: dict, decor: Decor | None = None) -> None:
+
+class MessageView(QFrame):
+    """One message: its text, where it sits among its siblings, its signals, and the actions it offers."""
+
+    def __init__(self, message: dict, intents: CardIntents, decor: Decor | None = None) -> None:
         super().__init__()
+        self.intents = intents
         decor = decor or Decor()
         self.decor = decor
         self.message = message
@@ -119,15 +124,15 @@ class MessageView(QFrame):
     def _add_actions(self, index: int, count: int) -> None:
         mid = self.message["id"]
         if count > 1:
-            self.prev_button = self._button("‹", "Previous version", lambda: self.step.emit(mid, -1))
+            self.prev_button = self._button("‹", "Previous version", lambda: self.intents.step.emit(mid, -1))
             self.sibling_label = QLabel(f"{index + 1}/{count}")
             self.actions.addWidget(self.sibling_label)
-            self.next_button = self._button("›", "Next version", lambda: self.step.emit(mid, 1))
+            self.next_button = self._button("›", "Next version", lambda: self.intents.step.emit(mid, 1))
             self.prev_button.setEnabled(index > 0)
             self.next_button.setEnabled(index < count - 1)
         self._button("Copy", "Copy the text", self._copy)
         if self._judgeable():
-            self.regenerate_button = self._button("Regenerate", "Answer again; this answer is kept", lambda: self.regenerate.emit(mid))
+            self.regenerate_button = self._button("Regenerate", "Answer again; this answer is kept", lambda: self.intents.regenerate.emit(mid))
         if self.message["role"] == "user":
             self.edit_button = self._button("Edit", "Edit and resend; the original is kept", self.start_edit)
         self.actions.addStretch(1)
@@ -166,18 +171,18 @@ class MessageView(QFrame):
             button.setCheckable(True)
             button.setChecked(self.decor.mark == value)
         self.fix_button = self._button("Correct…", "Write the right answer (Ctrl+Shift+E)", self.start_correction)
-        self.check_button = self._button("Add check…", "Attach an automatic check to this question", lambda: self.add_check.emit(mid))
+        self.check_button = self._button("Add check…", "Attach an automatic check to this question", lambda: self.intents.add_check.emit(mid))
         if self.decor.mark is not None:
             self._show_reason_box()
 
     def _toggle(self, value: str) -> None:
-        self.mark.emit(self.message["id"], None if self.decor.mark == value else value, "")
+        self.intents.mark.emit(self.message["id"], None if self.decor.mark == value else value, "")
 
     def _show_reason_box(self) -> None:
         self.reason_box = QLineEdit(self.decor.reason)
         self.reason_box.setPlaceholderText("Why? (optional, Enter to save)")
         self.reason_box.returnPressed.connect(
-            lambda: self.mark.emit(self.message["id"], self.decor.mark, self.reason_box.text().strip())
+            lambda: self.intents.mark.emit(self.message["id"], self.decor.mark, self.reason_box.text().strip())
         )
         self.layout().addWidget(self.reason_box)
 
@@ -188,7 +193,7 @@ class MessageView(QFrame):
     def _submit_correction(self) -> None:
         text = self.editor.toPlainText().strip() if self.editor else ""
         if text and text != self.message["content"]:
-            self.correction.emit(self.message["id"], text)
+            self.intents.correction.emit(self.message["id"], text)
         self._cancel_edit()
 
     def _add_proposal(self, spec: dict) -> None:
@@ -214,7 +219,7 @@ class MessageView(QFrame):
                 self.proposal_value.setFocus()
                 return
             filled["answer"] = _number_or_text(value) if spec["kind"] == "numeric" else value
-        self.attach_proposal.emit(self.message["id"], filled)
+        self.intents.attach_proposal.emit(self.message["id"], filled)
 
     def _copy(self) -> None:
         QGuiApplication.clipboard().setText(self.message["content"])
@@ -246,7 +251,7 @@ class MessageView(QFrame):
     def _submit_edit(self) -> None:
         text = self.editor.toPlainText().strip() if self.editor else ""
         if text:
-            self.edit_submitted.emit(self.message["id"], text)
+            self.intents.edit_submitted.emit(self.message["id"], text)
         self._cancel_edit()
 
     def _cancel_edit(self) -> None:
@@ -271,16 +276,9 @@ def _number_or_text(value: str) -> int | float | str:
 class ChatView(QScrollArea):
     """Renders the active branch; the window rebuilds it from the store after every change."""
 
-    regenerate = Signal(int)
-    edit_submitted = Signal(int, str)
-    step = Signal(int, int)
-    mark = Signal(int, object, str)
-    correction = Signal(int, str)
-    add_check = Signal(int)
-    attach_proposal = Signal(int, object)
-
     def __init__(self) -> None:
         super().__init__()
+        self.intents = CardIntents(self)
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         container = QWidget()
@@ -304,16 +302,13 @@ class ChatView(QScrollArea):
         """Replaces the column; decor maps message id to what its card shows beside the text."""
         self._clear()
         for message in messages:
-            view = MessageView(dict(message), decor.get(message["id"]))
-            for name in ("regenerate", "edit_submitted", "step", "mark", "correction", "add_check", "attach_proposal"):
-                getattr(view, name).connect(getattr(self, name))
-            self._append(view)
+            self._append(MessageView(dict(message), self.intents, decor.get(message["id"])))
         self._empty.setVisible(not messages)
         self._scroll_to_end()
 
     def begin_stream(self) -> MessageView:
         """Adds the placeholder an answer streams into."""
-        self.streaming = MessageView({"id": None, "role": "assistant", "content": ""})
+        self.streaming = MessageView({"id": None, "role": "assistant", "content": ""}, self.intents)
         self._append(self.streaming)
         self._empty.hide()
         self._scroll_to_end()
