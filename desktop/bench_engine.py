@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -88,7 +89,7 @@ def _gui_stall_ms(path: Path, threads: int, n_tokens: int) -> tuple[float, float
 
 
 def run_engine_bench(model: str | None, threads: int | None, n_tokens: int, runs: int) -> dict:
-    """Decode speed of engine vs raw loop (best of runs, alternating which goes first), warm TTFT and GUI stall."""
+    """Engine vs raw decode speed as the median of back-to-back pairs (the machine drifts between pairs), TTFT, GUI stall."""
     settings = Settings()
     path = model_path(settings, model)
     n_threads = threads or settings.threads()
@@ -96,7 +97,7 @@ def run_engine_bench(model: str | None, threads: int | None, n_tokens: int, runs
     engine = Engine(options)
     raw = llama_cpp.Llama(model_path=str(path), n_ctx=BENCH_CONTEXT, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
     tokens = engine.tokenize_chat(PROMPT)
-    raw_speeds, engine_speeds = [], []
+    raw_speeds, engine_speeds, ratios = [], [], []
     for run in range(runs):
         if run % 2:
             engine_speed, engine_count = _engine_decode_tok_s(engine, n_tokens)
@@ -106,15 +107,16 @@ def run_engine_bench(model: str | None, threads: int | None, n_tokens: int, runs
             engine_speed, engine_count = _engine_decode_tok_s(engine, n_tokens)
         raw_speeds.append(raw_speed)
         engine_speeds.append(engine_speed)
+        ratios.append(engine_speed / raw_speed)
         print(f"run {run + 1}: raw {raw_speed:.1f} tok/s ({raw_count}), engine {engine_speed:.1f} tok/s ({engine_count})", file=sys.stderr)
     raw.close()
     ttft, evaluated = _warm_ttft(engine)
     engine.close()
     stall, gui_speed = _gui_stall_ms(path, n_threads, n_tokens)
     return {
-        "engine_tok_s": round(max(engine_speeds), 2),
-        "raw_tok_s": round(max(raw_speeds), 2),
-        "ratio": round(max(engine_speeds) / max(raw_speeds), 3),
+        "engine_tok_s": round(statistics.median(engine_speeds), 2),
+        "raw_tok_s": round(statistics.median(raw_speeds), 2),
+        "ratio": round(statistics.median(ratios), 3),
         "warm_ttft_s": round(ttft, 4),
         "max_gui_stall_ms": round(stall, 1),
         "gui_tok_s": round(gui_speed, 2),

@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     engine = bench_sub.add_parser("engine", help="decode speed, warm time to first token, GUI stalls")
     engine.add_argument("--threads", type=int, help="threads for both engines (default: settings)")
     engine.add_argument("--tokens", type=int, default=128, help="tokens to decode per run")
-    engine.add_argument("--runs", type=int, default=10, help="runs per engine, alternating which goes first; the best counts")
+    engine.add_argument("--runs", type=int, default=10, help="back-to-back engine/raw pairs (alternating which goes first); medians count")
     return parser
 
 
