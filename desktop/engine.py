@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import codecs
-import re
 import ctypes
+import math
+import re
 import threading
 import time
 from collections import deque
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence, TypedDict
 
 import llama_cpp
+import numpy as np
 from llama_cpp import llama_chat_format
 
 from desktop.modelfile import ModelFileError, ModelInfo, inspect_gguf
@@ -44,6 +46,8 @@ class LoadOptions:
     n_threads: int = 2
     n_gpu_layers: int = 0
     chat_format: str = ""
+    logits_all: bool = False
+    """Keep every position's logits (needed for perplexity); costs n_ctx × vocab floats of memory."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ class Engine:
                 n_threads=options.n_threads,
                 n_threads_batch=options.n_threads,
                 n_gpu_layers=options.n_gpu_layers,
+                logits_all=options.logits_all,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as err:
@@ -280,6 +285,25 @@ class Engine:
         self._adapter_ptrs = loaded
         self.adapters = [Path(p) for p in paths]
         self._llm.reset()
+
+    def perplexity(self, texts: Sequence[str]) -> float:
+        """Perplexity over plain texts (each from a fresh context): the forgetting measure that needs no answers."""
+        if not self.options.logits_all:
+            raise EngineError("perplexity needs a model loaded with logits_all=True")
+        llm = self._llm
+        total_nll = 0.0
+        count = 0
+        for text in texts:
+            tokens = llm.tokenize(text.encode("utf-8"), add_bos=True)[: self.context_size]
+            llm.reset()
+            llm.eval(tokens)
+            logits = np.asarray(llm.scores[: len(tokens) - 1], dtype=np.float64)
+            peak = logits.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(logits - peak).sum(axis=1)) + peak[:, 0]
+            total_nll += float((log_norm - logits[np.arange(len(tokens) - 1), tokens[1:]]).sum())
+            count += len(tokens) - 1
+        llm.reset()
+        return math.exp(total_nll / max(count, 1))
 
     def close(self) -> None:
         """Frees the model's memory now rather than whenever the garbage collector runs."""

@@ -270,15 +270,20 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Groups writes so a failure leaves none of them behind."""
-        self._db.conn.execute("BEGIN")
+        """Groups writes so a failure leaves none of them behind; a full disk becomes a StoreError that says so."""
         try:
+            self._db.conn.execute("BEGIN")
             yield
-        except BaseException:
+            self._db.conn.execute("COMMIT")
+        except BaseException as err:
             if self._db.conn.in_transaction:
                 self._db.conn.execute("ROLLBACK")
+            if isinstance(err, sqlite3.OperationalError):
+                raise StoreError(
+                    f"Could not save to '{self.path or 'memory'}' ({err}). Nothing was changed; "
+                    "free some disk space and try again."
+                ) from err
             raise
-        self._db.conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         """Applies the missing migrations, one transaction each, so a crash never leaves a half-migrated file."""

@@ -194,3 +194,18 @@ def test_unwritable_data_folder_is_reported_and_chat_still_works(qtbot, tmp_path
     ask(qtbot, window, "What is the capital of Japan?")
     assert shown(window)[0] == ("user", "What is the capital of Japan?")
     assert window.state.store.is_memory
+
+
+def test_full_disk_is_reported_and_loses_nothing(qtbot, home):
+    fast_settings(home)
+    window = open_window(qtbot)
+    ask(qtbot, window, "What is the capital of Japan?")
+    before = shown(window)
+    db = window.state.store.db
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    window.input.setPlainText("Tell me about England. " * 400)
+    qtbot.keyClick(window.input, Qt.Key.Key_Return)
+    assert "disk is full" in window.banner_label.text()
+    assert window.pending is None and window.send_button.text() == "Send"
+    window.open_conversation(window.current_id)
+    assert shown(window) == before

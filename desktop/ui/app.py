@@ -9,9 +9,22 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from desktop.boot import boot
+from desktop.store import StoreError
 from desktop.ui.main_window import MainWindow
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+
+def _report_in(window: MainWindow) -> None:
+    """An error escaping a slot is shown in the window's banner (and logged), never only on a console."""
+    previous = sys.excepthook
+
+    def hook(kind, error, trace) -> None:
+        previous(kind, error, trace)
+        message = str(error) if isinstance(error, StoreError) else f"Unexpected error: {kind.__name__}: {error}"
+        window.show_banner(message)
+
+    sys.excepthook = hook
 
 
 def make_window(model_override: str | None = None) -> MainWindow:
@@ -23,7 +36,9 @@ def make_window(model_override: str | None = None) -> MainWindow:
     style = ASSETS / "style.qss"
     if style.exists():
         app.setStyleSheet(style.read_text(encoding="utf-8"))
-    return MainWindow(boot(), model_override)
+    window = MainWindow(boot(), model_override)
+    _report_in(window)
+    return window
 
 
 def run_app(model_override: str | None = None) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -27,6 +29,7 @@ from desktop.session import ChatSession, PendingAnswer
 from desktop.settings import Settings, save_settings
 from desktop.inbox import learning_inbox
 from desktop.signals import Signals
+from desktop.store import StoreError
 from desktop.ui.background import Background
 from desktop.ui.chat_view import ChatView, Decor
 from desktop.ui.check_dialog import CheckDialog
@@ -39,6 +42,22 @@ from desktop.ui.taught_panel import TaughtPanel
 from desktop.verifiers import propose_spec, verify
 
 SIDEBAR_WIDTH = 240
+
+
+def reports_store_errors(intent: Callable[..., Any]) -> Callable[..., Any]:
+    """A user intent whose write fails (a full disk, say) shows why in the banner; the store rolled it back."""
+
+    @functools.wraps(intent)
+    def guarded(self: "MainWindow", *args: Any) -> Any:
+        try:
+            return intent(self, *args)
+        except StoreError as err:
+            self.show_banner(str(err))
+            return None
+
+    return guarded
+
+
 WINDOW_SIZE = (1100, 760)
 STATUS_PADDING = 8
 
@@ -194,6 +213,7 @@ class MainWindow(QMainWindow):
         self._update_controls()
         self.engine.load(load_options(self.state.settings, path))
 
+    @reports_store_errors
     def _on_loaded(self, info: ModelInfo, context_size: int) -> None:
         self.model_info = info
         self.context_size = context_size
@@ -242,6 +262,7 @@ class MainWindow(QMainWindow):
     def refresh_conversations(self) -> None:
         self.conversations.refresh(self.state.store.list_conversations(self.conversations.search.text()), self.current_id)
 
+    @reports_store_errors
     def new_conversation(self) -> int:
         self.current_id = self.state.store.create_conversation()
         self.refresh_conversations()
@@ -254,10 +275,12 @@ class MainWindow(QMainWindow):
         self.system_prompt.setText(self.state.store.conversation(conversation_id)["system_prompt"])
         self.refresh_chat()
 
+    @reports_store_errors
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         self.state.store.rename_conversation(conversation_id, title)
         self.refresh_conversations()
 
+    @reports_store_errors
     def delete_conversation(self, conversation_id: int) -> None:
         if self.pending is not None and self.pending.conversation_id == conversation_id:
             self.show_banner("Stop the answer being written in this conversation before deleting it.")
@@ -269,6 +292,7 @@ class MainWindow(QMainWindow):
             self.system_prompt.clear()
         self.refresh_conversations()
 
+    @reports_store_errors
     def _save_system_prompt(self) -> None:
         text = self.system_prompt.text()
         if self.current_id is None:
@@ -309,6 +333,7 @@ class MainWindow(QMainWindow):
         self.taught_panel.show_items(self.signals.taught_items())
         self.inbox_panel.show_inbox(learning_inbox(self.signals))
 
+    @reports_store_errors
     def _signal_change(self, change, *args) -> None:
         change(*args)
         self.refresh_signals()
@@ -325,6 +350,7 @@ class MainWindow(QMainWindow):
         """The person's right answer becomes the active sibling; the original stays as the rejected one."""
         self._signal_change(self.signals.correct, message_id, text)
 
+    @reports_store_errors
     def teach_from_input(self) -> None:
         """Teach: what is in the input box is remembered, acknowledged in the chat and listed under Taught."""
         text = self.input.toPlainText().strip()
@@ -362,6 +388,7 @@ class MainWindow(QMainWindow):
         if dialog.exec() and dialog.spec():
             self.attach_check(self.state.store.message(answer_id)["parent_id"], dialog.spec(), "user", answer_id)
 
+    @reports_store_errors
     def attach_check(self, question_id: int, spec: dict, source: str = "proposed", answer_id: int | None = None) -> None:
         self.signals.add_check(question_id, spec, source)
         if answer_id is None:
@@ -381,6 +408,7 @@ class MainWindow(QMainWindow):
         ticket = self.background.submit(lambda: [(spec, verify(spec, text)) for spec in specs])
         self._check_jobs[ticket] = answer_id
 
+    @reports_store_errors
     def _on_checks_done(self, ticket: int, results: list) -> None:
         answer_id = self._check_jobs.pop(ticket, None)
         if answer_id is None:
@@ -392,6 +420,7 @@ class MainWindow(QMainWindow):
 
     # ---- chatting -----------------------------------------------------------------------------
 
+    @reports_store_errors
     def send(self, text: str) -> None:
         """Enter in the input box: a new user message under the active branch, then its answer."""
         if not self._can_generate():
@@ -402,6 +431,7 @@ class MainWindow(QMainWindow):
         self._start(self.session.send(self.current_id, text))
         self.refresh_conversations()
 
+    @reports_store_errors
     def regenerate(self, assistant_id: int) -> None:
         if self._can_generate():
             self._start(self.session.regenerate(assistant_id))
@@ -411,10 +441,12 @@ class MainWindow(QMainWindow):
         if answers:
             self.regenerate(answers[-1].message["id"])
 
+    @reports_store_errors
     def edit(self, user_id: int, text: str) -> None:
         if self._can_generate():
             self._start(self.session.edit(user_id, text))
 
+    @reports_store_errors
     def step_sibling(self, message_id: int, step: int) -> None:
         if self.pending is None:
             self.session.step_sibling(message_id, step)
@@ -455,10 +487,15 @@ class MainWindow(QMainWindow):
     def _on_finished(self, request_id: int, result: GenerationResult) -> None:
         if request_id != self.request_id or self.pending is None:
             return
-        answer_id = self.session.finish(self.pending, result, self.model_id)
-        self.run_checks(answer_id)
         self.speed_label.setText(f"{result.decode_tok_s:.1f} tok/s")
         self.context_label.setText(f"context {result.context_used}/{self.context_size}")
+        try:
+            answer_id = self.session.finish(self.pending, result, self.model_id)
+        except StoreError as err:
+            self.show_banner(f"{err} The answer on screen was not saved.")
+            self._end_request("Not saved", redraw=False)
+            return
+        self.run_checks(answer_id)
         self._end_request("Ready" if result.finish_reason != "stopped" else "Stopped")
 
     def _on_failed(self, request_id: int, message: str) -> None:
@@ -466,13 +503,14 @@ class MainWindow(QMainWindow):
             self.show_banner(message)
             self._end_request("Ready")
 
-    def _end_request(self, state: str) -> None:
+    def _end_request(self, state: str, redraw: bool = True) -> None:
         self.pending = None
         self.request_id = None
         self._set_state(state)
         self._update_controls()
-        self.refresh_chat()
-        self.refresh_conversations()
+        if redraw:
+            self.refresh_chat()
+            self.refresh_conversations()
 
     # ---- status -------------------------------------------------------------------------------
 
