@@ -125,3 +125,15 @@ def test_unsupported_architecture_reports_llama_cpp_reason(tmp_path):
     assert "alien.gguf" in message
     assert "unknown model architecture" in message
     assert "Pick a GGUF" in message
+
+
+def test_perplexity_prefers_natural_text(model_path, engine):
+    scorer = Engine(LoadOptions(model_path=model_path, n_ctx=256, n_threads=2, logits_all=True))
+    try:
+        natural = "The cat sat on the mat and looked out of the window at the birds in the garden."
+        shuffled = " ".join(sorted(natural.split()))
+        assert 1.0 < scorer.perplexity([natural]) < scorer.perplexity([shuffled])
+    finally:
+        scorer.close()
+    with pytest.raises(EngineError, match="logits_all"):
+        engine.perplexity(["anything"])
