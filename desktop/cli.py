@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from desktop import __version__, cli_signals
@@ -23,12 +24,21 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float)
     chat.add_argument("--max-tokens", type=int)
     sub.add_parser("doctor", help="print the model, the llama.cpp build and the data folder")
+    dream = sub.add_parser("dream", help="dream now: consolidate what was taught into a new model generation")
+    dream.add_argument("--threads", type=int, help="threads for the dream (default: all cores; nobody is chatting)")
     cli_signals.add_parsers(sub)
     bench = sub.add_parser("bench", help="benchmarks (JSON on the last line)")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     engine = bench_sub.add_parser("engine", help="decode speed, warm time to first token, GUI stalls")
     engine.add_argument("--threads", type=int, help="threads for both engines (default: settings)")
     engine.add_argument("--tokens", type=int, default=128, help="tokens to decode per run")
+    recall = bench_sub.add_parser("recall", help="teach facts, dream once, measure recall, retention and leaks")
+    recall.add_argument("--facts", type=Path, required=True, help="a recall-*.jsonl file (teach, probes, near_misses)")
+    recall.add_argument("--retention", type=Path, help='{"question", "expect"} lines (default: the shipped set)')
+    recall.add_argument("--home", type=Path, help="data folder for the run (default: a fresh temporary one)")
+    recall.add_argument("--threads", type=int, help="threads (default: all cores)")
+    trainer = bench_sub.add_parser("trainer", help="the trainer against a plain transformers+peft loop (runs `python -m trainer bench`)")
+    trainer.add_argument("trainer_args", nargs=argparse.REMAINDER, help="passed on, e.g. --steps 4 --seq 256 --batch 4")
     engine.add_argument("--runs", type=int, default=10, help="back-to-back engine/raw pairs (alternating which goes first); medians count")
     return parser
 
@@ -40,8 +50,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _chat(args)
     if args.command == "doctor":
         return _doctor(args)
+    if args.command == "dream":
+        return _dream(args)
     if args.command in cli_signals.COMMANDS:
         return cli_signals.run(args)
+    if args.command == "bench" and args.bench == "trainer":
+        import subprocess
+
+        model = ["--model", args.model] if args.model else []
+        passed = [arg for arg in args.trainer_args if arg != "--"]
+        return subprocess.call([sys.executable, "-m", "trainer", "bench", *model, *passed])
+    if args.command == "bench" and args.bench == "recall":
+        from desktop.bench_recall import run_recall_bench
+
+        model = Path(args.model) if args.model else None
+        print(json.dumps(run_recall_bench(args.facts, args.retention, model, args.home, args.threads)))
+        return 0
     if args.command == "bench":
         from desktop.bench_engine import run_engine_bench
 
@@ -94,6 +118,26 @@ def _chat(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _dream(args: argparse.Namespace) -> int:
+    """Runs the same dream process the idle scheduler starts, and passes its progress lines through."""
+    import os
+    import subprocess
+
+    from desktop import paths
+    from desktop.boot import boot, model_path
+
+    state = boot()
+    if state.store.is_memory:
+        print(f"error: {' '.join(state.warnings)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    threads = args.threads or os.cpu_count() or 1
+    base = model_path(state.settings, args.model)
+    state.store.close()
+    command = [sys.executable, "-m", "desktop.dream", "--db", str(paths.db_path()), "--model", str(base),
+               "--threads", str(threads)]
+    return subprocess.call(command)
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -37,8 +37,11 @@ def _assistant(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
 
 
-def build_rows(signals: Signals) -> dict[str, list[dict[str, Any]]]:
-    """Every trainable row, from items not excluded; probes and near-misses are never included."""
+def build_rows(signals: Signals, include_taught: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Every trainable row, from items not excluded; probes and near-misses are never included.
+
+    A dream builds its own rows for taught items (include_taught=False) and takes the rest from here.
+    """
     store = signals.store
     session = ChatSession(store)
     judged = _judgements(signals)
@@ -51,6 +54,7 @@ def build_rows(signals: Signals) -> dict[str, list[dict[str, Any]]]:
     sft = [
         {"messages": [{"role": "user", "content": t["text"]}, *_assistant(t["acknowledgement"])]}
         for t in signals.taught_items(include_excluded=False)
+        if include_taught
     ]
     preference: list[dict[str, Any]] = []
     paired: set[int] = set()

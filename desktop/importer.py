@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from desktop.jsonl import JsonlError, objects
 from desktop.signals import Signals
 from desktop.verifiers import SpecError, parse_spec
 
@@ -15,18 +15,10 @@ class ImportFormatError(ValueError):
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as err:
-            raise ImportFormatError(f"'{path}' line {number} is not JSON ({err}).") from err
-        if not isinstance(row, dict):
-            raise ImportFormatError(f"'{path}' line {number} is not a JSON object.")
-        rows.append(row)
-    return rows
+    try:
+        return [row for _number, row in objects(path.read_text(encoding="utf-8"))]
+    except JsonlError as err:
+        raise ImportFormatError(f"'{path}' line {err.line}: {err.reason}.") from err
 
 
 def _family(external_id: str) -> str:

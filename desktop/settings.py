@@ -28,6 +28,11 @@ class Settings:
     max_tokens: int = 512
     memory_items: int = 5
     """Short-term memory: how many relevant taught items or corrections join each question (0 turns it off)."""
+    dreams_enabled: bool = True
+    dream_idle_minutes: int = 10
+    """A dream may start after this long without input while nothing is generating."""
+    dream_on_ac_only: bool = False
+    """On a laptop, dream only when plugged in."""
     chat_format: str = ""
     """Empty means the chat template stored in the GGUF; otherwise a llama-cpp-python format name (e.g. "chatml")."""
 

@@ -148,7 +148,35 @@ def _create_signal_tables(db: Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_create_chat_tables, _create_signal_tables]
+def _create_dream_tables(db: Database) -> None:
+    """Version 3: dreams, the model generations they promote, and which generation learned each taught item."""
+    db.execute(
+        """CREATE TABLE dreams (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('promoted', 'kept', 'failed')),
+            reason TEXT NOT NULL,
+            report_json TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE generations (
+            id INTEGER PRIMARY KEY,
+            parent_id INTEGER REFERENCES generations(id),
+            base_path TEXT NOT NULL,
+            model_path TEXT NOT NULL,
+            adapter_path TEXT NOT NULL,
+            dream_id INTEGER NOT NULL REFERENCES dreams(id),
+            metrics_json TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute("ALTER TABLE taught ADD COLUMN learned_generation_id INTEGER REFERENCES generations(id)")
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_create_chat_tables, _create_signal_tables, _create_dream_tables]
 """Migration i brings the schema from version i to i + 1; append, never edit."""
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import os
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QVBoxLayout,
+    QApplication,
     QWidget,
 )
 
@@ -27,12 +30,17 @@ from desktop.engine import GenerationResult, backend_info
 from desktop.modelfile import ModelFileError, ModelInfo
 from desktop.session import ChatSession, PendingAnswer
 from desktop.settings import Settings, save_settings
+from desktop import paths
+from desktop.generations import Generations
+from desktop.idle import dream_due, on_ac_power
 from desktop.inbox import learning_inbox
 from desktop.signals import Signals
 from desktop.store import StoreError
 from desktop.ui.background import Background
 from desktop.ui.chat_view import ChatView, Decor
 from desktop.ui.check_dialog import CheckDialog
+from desktop.ui.dream_runner import DreamRunner
+from desktop.ui.dreams_panel import DreamsPanel
 from desktop.ui.conversation_list import ConversationList
 from desktop.ui.engine_worker import EngineClient
 from desktop.ui.inbox_panel import InboxPanel
@@ -42,6 +50,9 @@ from desktop.ui.taught_panel import TaughtPanel
 from desktop.verifiers import propose_spec, verify
 
 SIDEBAR_WIDTH = 240
+IDLE_CHECK_MS = 5000
+"""How often the window asks whether a dream is due."""
+USER_INPUT = (QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.Wheel)
 
 
 def reports_store_errors(intent: Callable[..., Any]) -> Callable[..., Any]:
@@ -75,6 +86,11 @@ class MainWindow(QMainWindow):
         self.engine = EngineClient(self)
         self.background = Background(self)
         self._check_jobs: dict[int, int] = {}
+        self.generations = Generations(state.store)
+        self.generation: dict | None = None
+        self.dreamer = DreamRunner(self)
+        self._last_input = time.monotonic()
+        self._dream_requested = False
         self.model_info: ModelInfo | None = None
         self.model_id: int | None = None
         self.context_size = 0
@@ -89,6 +105,7 @@ class MainWindow(QMainWindow):
             self.show_banner(warning)
         self.refresh_conversations()
         self.refresh_signals()
+        self.refresh_dreams()
         rows = self.conversations.model.rows
         if rows:
             self.open_conversation(rows[0]["id"])
@@ -132,20 +149,24 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(splitter)
         self.taught_panel = TaughtPanel()
         self.inbox_panel = InboxPanel()
+        self.dreams_panel = DreamsPanel()
         self.docks = {}
-        for title, panel in (("Taught", self.taught_panel), ("Learning inbox", self.inbox_panel)):
+        for title, panel in (("Taught", self.taught_panel), ("Learning inbox", self.inbox_panel),
+                             ("Dreams", self.dreams_panel)):
             dock = QDockWidget(title, self, objectName=title)
             dock.setWidget(panel)
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             self.docks[title] = dock
         self.tabifyDockWidget(self.docks["Taught"], self.docks["Learning inbox"])
+        self.tabifyDockWidget(self.docks["Learning inbox"], self.docks["Dreams"])
         self.docks["Taught"].raise_()
         self.model_label = QLabel("no model")
+        self.generation_label = QLabel("base model")
         self.context_label = QLabel()
         self.speed_label = QLabel()
         self.state_label = QLabel()
         bar = self.statusBar()
-        for label in (self.state_label, self.model_label, self.context_label, self.speed_label):
+        for label in (self.state_label, self.generation_label, self.model_label, self.context_label, self.speed_label):
             label.setContentsMargins(STATUS_PADDING, 0, STATUS_PADDING, 0)
             bar.addPermanentWidget(label)
         self._build_menus()
@@ -190,6 +211,15 @@ class MainWindow(QMainWindow):
         self.taught_panel.edit_requested.connect(lambda tid, text: self._signal_change(self.signals.edit_taught, tid, text))
         self.taught_panel.exclude_requested.connect(lambda tid, ex: self._signal_change(self.signals.set_taught_excluded, tid, ex))
         self.taught_panel.delete_requested.connect(lambda tid: self._signal_change(self.signals.delete_taught, tid))
+        self.dreams_panel.dream_now.connect(self.start_dream)
+        self.dreams_panel.stop.connect(self.dreamer.stop)
+        self.dreams_panel.rollback.connect(self.roll_back)
+        self.dreamer.progress.connect(self.dreams_panel.show_progress)
+        self.dreamer.finished.connect(self._on_dream_finished)
+        QApplication.instance().installEventFilter(self)
+        self._idle_timer = QTimer(self, interval=IDLE_CHECK_MS)
+        self._idle_timer.timeout.connect(self._check_idle)
+        self._idle_timer.start()
         self.background.finished.connect(self._on_checks_done)
         self.background.failed.connect(lambda _ticket, message: self.show_banner(f"A check could not run: {message}"))
         worker = self.engine.worker
@@ -204,10 +234,14 @@ class MainWindow(QMainWindow):
     def load_model(self) -> None:
         """Loads the chosen model on the engine thread; the window stays usable meanwhile."""
         try:
-            path = model_path(self.state.settings, self._model_override)
+            base = model_path(self.state.settings, self._model_override)
         except ModelFileError as err:
             self._on_load_failed(str(err))
             return
+        self.generation = self.generations.active(base)
+        path = Path(self.generation["model_path"]) if self.generation else base
+        self.generation_label.setText(f"generation #{self.generation['id']}" if self.generation else "base model")
+        self.dreams_panel.show_generation(self.generation)
         self.model_info = None
         self._set_state(f"Loading {Path(path).name}…")
         self._update_controls()
@@ -418,6 +452,63 @@ class MainWindow(QMainWindow):
         self.refresh_signals()
         self.refresh_chat()
 
+    # ---- dreams -------------------------------------------------------------------------------
+
+    def refresh_dreams(self) -> None:
+        self.dreams_panel.show_dreams(self.generations.dreams(), self.generations.promoted_by_dream())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
+        """Any key, click or scroll counts as the person being back: a running dream yields at once."""
+        if event.type() in USER_INPUT:
+            self._last_input = time.monotonic()
+            if self.dreamer.running and not self._dream_requested:
+                self.dreamer.stop()
+        return False
+
+    def _check_idle(self) -> None:
+        if self.dreamer.running or self.state.store.is_memory:
+            return
+        new_items = sum(learning_inbox(self.signals)["counts"][key] for key in ("taught", "sft_rows", "preference_pairs", "kto_rows"))
+        due, why = dream_due(self.state.settings, time.monotonic() - self._last_input, self.pending is not None,
+                             new_items, on_ac_power())
+        self.dreams_panel.status.setText(why)
+        if due:
+            self._start_dream(requested=False)
+
+    def start_dream(self) -> None:
+        """Dream now (button, menu): runs even though the person is at the keyboard."""
+        self._start_dream(requested=True)
+
+    def _start_dream(self, requested: bool) -> None:
+        if self.dreamer.running or self.state.store.is_memory:
+            return
+        try:
+            base = model_path(self.state.settings, self._model_override)
+        except ModelFileError as err:
+            self.show_banner(str(err))
+            return
+        self._dream_requested = requested
+        self.dreams_panel.set_running(True)
+        self.dreams_panel.status.setText("Dreaming…")
+        self.state_label.setText("Dreaming…")
+        self.dreamer.start(paths.db_path(), base, max(1, os.cpu_count() or 1))
+
+    def _on_dream_finished(self, code: int, message: str) -> None:
+        self.dreams_panel.set_running(False)
+        self.dreams_panel.status.setText(message or f"The dream ended (exit code {code}).")
+        self._set_state("Ready" if self.pending is None else "Generating…")
+        self.refresh_dreams()
+        self.refresh_signals()
+        before = self.generation
+        if self.generations.active(model_path(self.state.settings, self._model_override)) != before:
+            self.load_model()
+
+    @reports_store_errors
+    def roll_back(self, generation_id: int | None) -> None:
+        """Switches to an earlier generation (or the base model) without restarting; the conversation goes on."""
+        self.generations.activate(generation_id)
+        self.load_model()
+
     # ---- chatting -----------------------------------------------------------------------------
 
     @reports_store_errors
@@ -529,7 +620,11 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(generating)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt naming)
-        """Stops the engine and pending checks first, so nothing late reaches the closed database."""
+        """Stops the engine, a dream and pending checks first, so nothing late reaches the closed database."""
+        QApplication.instance().removeEventFilter(self)
+        self._idle_timer.stop()
+        self.dreamer.finished.disconnect()
+        self.dreamer.shutdown()
         worker = self.engine.worker
         for signal in (worker.loaded, worker.load_failed, worker.chunk, worker.finished, worker.failed,
                        self.background.finished, self.background.failed):

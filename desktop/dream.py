@@ -1,0 +1,256 @@
+"""A dream: rehearse what was taught, train a candidate generation, prove it learned without forgetting, promote it.
+
+Runs as its own low-priority process (`python -m desktop.dream`, also `nightschool dream`), prints JSON progress
+lines, and starts the trainer as a child. The database is written once, at the end, in one transaction; a dream
+stopped at any point (SIGTERM: the trainer checkpoints, and the next dream with the same inputs resumes) leaves
+the current generation and the database as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from desktop.augment import Fact, held_out, replay_rows, training_rows
+from desktop.atomic import write_text_atomic
+from desktop.engine import Engine, LoadOptions, SamplingParams
+from desktop.evaluate import Question, Score, score
+from desktop.export import build_rows
+from desktop.generations import Generations
+from desktop.jsonl import objects
+from desktop.signals import Signals
+from desktop.store import Store, utc_now
+
+DATA = Path(__file__).resolve().parent / "data"
+EVAL_CONTEXT = 1024
+PPL_CONTEXT = 512
+DREAM_NICENESS = 10
+EXIT_INTERRUPTED = 3
+REPLAY = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=96)
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class DreamRecipe:
+    """How a dream learns and what it must prove; one place for every knob (tuned on the public recall set)."""
+
+    replay_fraction: float = 0.25
+    """Replayed own answers per new training row: the prototype that kept retention replayed about a quarter."""
+    min_replay: int = 4
+    near_misses_per_fact: int = 1
+    retention_tolerance: float = 0.06
+    leak_tolerance: float = 0.10
+    ppl_tolerance: float = 0.15
+    train: dict[str, Any] = field(default_factory=lambda: {
+        "lr": 1e-3, "epochs": 3, "min_steps": 40, "seq_len": 256, "batch_size": 4, "warmup_steps": 5, "merge_type": "q8_0",
+    })
+
+
+class Interrupted(Exception):
+    """SIGTERM: the person came back. Nothing is written; the trainer's checkpoint lets the next dream resume."""
+
+
+def _on_term(_signum: int, _frame: object) -> None:
+    raise Interrupted
+
+
+def load_questions(path: Path) -> list[Question]:
+    """A {"question", "expect"} JSONL file, like the shipped retention set."""
+    return [Question(row["question"], tuple(row["expect"])) for _n, row in objects(path.read_text(encoding="utf-8"))]
+
+
+@dataclass
+class Measures:
+    """One generation measured on the dream's questions."""
+
+    recall: Score
+    earlier: Score
+    leaks: Score
+    retention: Score
+    ppl: float
+
+    def summary(self) -> dict[str, float]:
+        return {"recall": self.recall.fraction, "earlier": self.earlier.fraction, "leaks": self.leaks.fraction,
+                "retention": self.retention.fraction, "ppl": self.ppl}
+
+
+def measure(model: Path, threads: int, probes: list[Question], earlier: list[Question],
+            near: list[Question], retention: list[Question], texts: list[str]) -> Measures:
+    """Asks everything greedily, without short-term memory: only the weights count here."""
+    engine = Engine(LoadOptions(model_path=model, n_ctx=EVAL_CONTEXT, n_threads=threads))
+    try:
+        scores = [score(engine, questions) for questions in (probes, earlier, near, retention)]
+    finally:
+        engine.close()
+    scorer = Engine(LoadOptions(model_path=model, n_ctx=PPL_CONTEXT, n_threads=threads, logits_all=True))
+    try:
+        ppl = scorer.perplexity(texts)
+    finally:
+        scorer.close()
+    return Measures(*scores, ppl)
+
+
+def gate(before: Measures, after: Measures, recipe: DreamRecipe) -> list[str]:
+    """Why the candidate must not be promoted; empty means promote."""
+    problems = []
+    if after.recall.fraction <= before.recall.fraction:
+        problems.append(f"it did not learn: held-out recall {before.recall.fraction:.0%} → {after.recall.fraction:.0%}")
+    if after.earlier.fraction < before.earlier.fraction - recipe.retention_tolerance:
+        problems.append(f"it forgot earlier lessons: {before.earlier.fraction:.0%} → {after.earlier.fraction:.0%}")
+    if after.retention.fraction < before.retention.fraction - recipe.retention_tolerance:
+        problems.append(f"general knowledge fell: {before.retention.fraction:.0%} → {after.retention.fraction:.0%}")
+    if after.leaks.fraction > max(before.leaks.fraction, recipe.leak_tolerance):
+        problems.append(f"taught answers leak into near questions: {after.leaks.fraction:.0%}")
+    if after.ppl > before.ppl * (1 + recipe.ppl_tolerance):
+        problems.append(f"perplexity rose {before.ppl:.2f} → {after.ppl:.2f}")
+    return problems
+
+
+def _learned(facts: list[Fact], probes: list[Question], after: Score) -> list[int]:
+    """Facts whose every held-out probe the candidate answers without memory."""
+    passed: dict[int, bool] = {}
+    for question, ok in zip(probes, after.passed):
+        passed[question.item_id] = passed.get(question.item_id, True) and ok
+    return [fact.item_id for fact in facts if passed.get(fact.item_id)]
+
+
+def _run_dir(root: Path, inputs: dict[str, Any]) -> Path:
+    """Same inputs, same folder: an interrupted dream's training resumes from its checkpoint."""
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+    return root / f"run-{digest}"
+
+
+def _train(command: list[str], emit: Emit) -> tuple[int, str]:
+    """Runs the trainer, forwarding its progress; SIGTERM to us becomes SIGTERM to it (it checkpoints)."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1)
+    last_error = ""
+    try:
+        for line in child.stdout:
+            try:
+                progress = json.loads(line)
+            except ValueError:
+                continue
+            if progress.get("phase") == "error":
+                last_error = progress.get("message") or "the trainer failed"
+            emit({**progress, "phase": "train", "trainer_phase": progress.get("phase")})
+        return child.wait(), last_error
+    except Interrupted:
+        child.send_signal(signal.SIGTERM)
+        child.wait()
+        raise
+
+
+def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recipe: DreamRecipe = DreamRecipe(),
+              retention_file: Path = DATA / "retention.jsonl") -> dict[str, Any]:
+    """One dream from start to promotion (or not); returns its report, which is also stored with the dream."""
+    started_at, started = utc_now(), time.perf_counter()
+    store = Store(store_path)
+    signals, generations = Signals(store), Generations(store)
+    current = generations.active(base_path)
+    lineage = generations.lineage(current)
+    model_now = Path(current["model_path"]) if current else base_path
+    taught = signals.taught_items(include_excluded=False)
+    facts = [Fact(t["id"], t["text"], t["acknowledgement"]) for t in taught if t["learned_generation_id"] is None]
+    learned_before = [Fact(t["id"], t["text"], t["acknowledgement"]) for t in taught if t["learned_generation_id"]]
+    exported = build_rows(signals, include_taught=False)
+    if not facts and not any(exported.values()):
+        emit({"phase": "done", "message": "nothing new to learn"})
+        return {"outcome": "nothing", "reason": "nothing new to learn"}
+
+    probes = [q for fact in facts for q in held_out(fact)[0]]
+    near = [q for fact in facts for q in held_out(fact)[1]]
+    earlier = [q for fact in learned_before for q in held_out(fact)[0]]
+    retention = load_questions(retention_file)
+    texts = (DATA / "general_text.txt").read_text(encoding="utf-8").splitlines()
+    emit({"phase": "evaluate", "message": f"measuring the current generation on {len(probes)} probes"})
+    before = measure(model_now, threads, probes, earlier, near, retention, texts)
+
+    sft = [row for fact in facts for row in training_rows(fact, recipe.near_misses_per_fact)]
+    sft += [row for fact in learned_before for row in training_rows(fact, 0)[:1]]
+    sft += exported["sft"]
+    emit({"phase": "rehearse", "message": "rehearsing general answers to keep what I know"})
+    prompts = (DATA / "replay_prompts.txt").read_text(encoding="utf-8").splitlines()
+    wanted = max(recipe.min_replay, round(recipe.replay_fraction * (len(sft) + len(exported["preference"]))))
+    engine = Engine(LoadOptions(model_path=model_now, n_ctx=EVAL_CONTEXT, n_threads=threads))
+    try:
+        replay = [(p, engine.chat([{"role": "user", "content": p}], REPLAY).text) for p in prompts[:wanted]]
+    finally:
+        engine.close()
+    sft += replay_rows(replay)
+    inputs = {"lineage": [g["id"] for g in lineage], "sft": sft, "preference": exported["preference"],
+              "kto": exported["kto"], "train": recipe.train}
+    run_dir = _run_dir(Path(store_path).parent / "dreams", inputs)
+    data_dir = run_dir / "data"
+    for name, rows in (("sft", sft), ("preference", exported["preference"]), ("kto", exported["kto"])):
+        write_text_atomic(data_dir / f"{name}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_text_atomic(run_dir / "config.json", json.dumps({**recipe.train, "threads": threads}))
+    command = [sys.executable, "-m", "trainer", "train", "--model", str(base_path), "--data", str(data_dir),
+               "--run-dir", str(run_dir), "--config", str(run_dir / "config.json")]
+    for generation in lineage:
+        command += ["--adapter", generation["adapter_path"]]
+    emit({"phase": "train", "message": f"training on {len(sft)} examples"})
+    code, error = _train(command, emit)
+    report: dict[str, Any] = {"before": before.summary(), "facts": len(facts), "examples": len(sft), "run_dir": str(run_dir)}
+    if code != 0:
+        report["duration_s"] = time.perf_counter() - started
+        generations.record_dream(started_at, "failed", error or f"the trainer exited with {code}", report)
+        emit({"phase": "error", "message": error})
+        return {**report, "outcome": "failed", "reason": error}
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    emit({"phase": "evaluate", "message": "measuring the candidate"})
+    after = measure(Path(metrics["merged"]), threads, probes, earlier, near, retention, texts)
+    problems = gate(before, after, recipe)
+    learned = _learned(facts, probes, after.recall)
+    report.update({
+        "after": after.summary(), "learned": learned,
+        "not_learned": [f.item_id for f in facts if f.item_id not in learned],
+        "learned_texts": [f.text for f in facts if f.item_id in learned],
+        "not_learned_texts": [f.text for f in facts if f.item_id not in learned],
+        "losses": metrics["losses"], "train_s": metrics["train_s"], "duration_s": time.perf_counter() - started,
+        "recipe": asdict(recipe),
+    })
+    promoted = None if problems else {
+        "parent_id": current["id"] if current else None, "base_path": str(base_path),
+        "model_path": metrics["merged"], "adapter_path": metrics["adapter"], "metrics": report,
+    }
+    outcome, reason = ("kept", "; ".join(problems)) if problems else ("promoted", f"learned {len(learned)} of {len(facts)}")
+    generations.record_dream(started_at, outcome, reason, report, promoted, tuple(learned) if promoted else ())
+    store.close()
+    emit({"phase": "done", "outcome": outcome, "message": reason})
+    return {**report, "outcome": outcome, "reason": reason}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m desktop.dream --db FILE --model BASE.gguf [--threads N]`: one dream, progress as JSON lines."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m desktop.dream")
+    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True, help="the base GGUF the generations stack on")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_term)
+    os.nice(DREAM_NICENESS)
+
+    def emit(line: dict[str, Any]) -> None:
+        print(json.dumps(line), flush=True)
+
+    try:
+        run_dream(args.db, args.model, args.threads, emit)
+    except Interrupted:
+        emit({"phase": "interrupted", "message": "stopped; the next dream resumes the training"})
+        return EXIT_INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The Dreams panel: which generation runs, when the next dream may start, a dream's progress, and past dreams."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.ui.charts import BeforeAfterBars, LossCurve
+
+ID_ROLE = Qt.ItemDataRole.UserRole + 1
+OUTCOME_MARKS = {"promoted": "✓", "kept": "–", "failed": "✗"}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+class DreamsPanel(QWidget):
+    """Renders dream state; emits dream_now, stop, and rollback(generation id or None for the base model)."""
+
+    dream_now = Signal()
+    stop = Signal()
+    rollback = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        layout = QVBoxLayout(self)
+        self.generation = QLabel(wordWrap=True)
+        self.status = QLabel(wordWrap=True)
+        row = QHBoxLayout()
+        self.dream_button = QPushButton("Dream now")
+        self.stop_button = QPushButton("Stop dreaming")
+        self.dream_button.clicked.connect(self.dream_now)
+        self.stop_button.clicked.connect(self.stop)
+        row.addWidget(self.dream_button)
+        row.addWidget(self.stop_button)
+        self.bar = QProgressBar()
+        self.phase = QLabel()
+        self.loss = LossCurve()
+        self.history = QListWidget()
+        self.history.currentItemChanged.connect(self._show_selected)
+        self.report = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.chart = BeforeAfterBars()
+        self.rollback_button = QPushButton("Roll back to this generation")
+        self.rollback_button.clicked.connect(self._rollback)
+        self.base_button = QPushButton("Use the base model")
+        self.base_button.clicked.connect(lambda: self.rollback.emit(None))
+        for widget in (self.generation, self.status):
+            layout.addWidget(widget)
+        layout.addLayout(row)
+        for widget in (self.bar, self.phase, self.loss, QLabel("<b>Past dreams</b>"), self.history, self.chart,
+                       self.report, self.rollback_button, self.base_button):
+            layout.addWidget(widget)
+        self._dreams: dict[int, dict] = {}
+        self.set_running(False)
+
+    def set_running(self, running: bool) -> None:
+        self.dream_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        self.bar.setVisible(running)
+        if running:
+            self.bar.setRange(0, 0)
+            self.loss.clear()
+
+    def show_progress(self, line: dict) -> None:
+        """One progress line from the dream process: bar, phase text, and the loss curve while training."""
+        step, total = line.get("step"), line.get("total")
+        if step is not None and total:
+            self.bar.setRange(0, total)
+            self.bar.setValue(step)
+        if line.get("loss") is not None and line.get("trainer_phase") == "train" and step is not None:
+            self.loss.add(step, line["loss"])
+        eta = f" · {_minutes(line['eta_s'])} left" if line.get("eta_s") else ""
+        self.phase.setText(f"{line.get('phase', '')}: {line.get('message') or ''}{eta}")
+
+    def show_generation(self, generation: dict | None) -> None:
+        self.generation.setText(f"<b>Running generation #{generation['id']}</b>" if generation
+                                else "<b>Running the base model</b> (no dream promoted yet)")
+
+    def show_dreams(self, dreams: list[dict], generation_of: dict[int, int]) -> None:
+        """dreams newest first; generation_of maps a dream id to the generation it promoted."""
+        self.history.clear()
+        self._dreams = {}
+        for dream in dreams:
+            dream["generation_id"] = generation_of.get(dream["id"])
+            self._dreams[dream["id"]] = dream
+            report = dream["report"]
+            facts = report.get("facts", 0)
+            text = (f"{OUTCOME_MARKS.get(dream['outcome'], '?')} {dream['started_at'][:16].replace('T', ' ')} · "
+                    f"{dream['outcome']} · learned {len(report.get('learned', []))}/{facts} · "
+                    f"{_minutes(report.get('duration_s', 0))}")
+            item = QListWidgetItem(text)
+            item.setData(ID_ROLE, dream["id"])
+            item.setToolTip(dream["reason"])
+            self.history.addItem(item)
+        if self.history.count():
+            self.history.setCurrentRow(0)
+        else:
+            self._show_selected(None)
+
+    def _selected(self) -> dict | None:
+        item = self.history.currentItem()
+        return self._dreams.get(item.data(ID_ROLE)) if item else None
+
+    def _show_selected(self, *_args) -> None:
+        dream = self._selected()
+        self.rollback_button.setEnabled(bool(dream and dream["generation_id"]))
+        if dream is None:
+            self.report.setText("No dreams yet.")
+            self.chart.show_rows([])
+            return
+        report = dream["report"]
+        before, after = report.get("before", {}), report.get("after", {})
+        self.chart.show_rows([(name, before[key], after[key]) for name, key in
+                              (("recall", "recall"), ("earlier", "earlier"), ("retention", "retention"), ("leaks", "leaks"))
+                              if key in before and key in after])
+        learned = "".join(f"<li>{html.escape(text)}</li>" for text in report.get("learned_texts", []))
+        pending = "".join(f"<li>{html.escape(text)}</li>" for text in report.get("not_learned_texts", []))
+        self.report.setText(
+            f"<b>{dream['outcome']}</b>: {html.escape(dream['reason'])}<br>"
+            f"perplexity {before.get('ppl', 0):.2f} → {after.get('ppl', 0):.2f}"
+            + (f"<br><b>Learned</b><ul>{learned}</ul>" if learned else "")
+            + (f"<b>Not yet learned</b> (kept in short-term memory)<ul>{pending}</ul>" if pending else "")
+        )
+
+    def _rollback(self) -> None:
+        dream = self._selected()
+        if dream and dream["generation_id"]:
+            self.rollback.emit(dream["generation_id"])

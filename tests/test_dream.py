@@ -1,0 +1,75 @@
+"""A real dream on the default model (tiny recipe): trains through the trainer process, measures, records."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from desktop.dream import DreamRecipe, run_dream
+from desktop.engine import Engine, LoadOptions
+from desktop.generations import Generations
+from desktop.signals import Signals
+from desktop.store import Store
+
+TINY = DreamRecipe(min_replay=2, replay_fraction=0.1, train={"lr": 1e-3, "epochs": 1, "min_steps": 3, "seq_len": 256, "batch_size": 4,
+                                           "warmup_steps": 1, "merge_type": "q8_0", "checkpoint_every": 1})
+FACT = "My dog is called Biscuit and she is a corgi."
+
+
+@pytest.fixture
+def taught_db(tmp_path):
+    db = tmp_path / "dream.db"
+    store = Store(db)
+    Signals(store).teach(store.create_conversation(), FACT)
+    store.close()
+    retention = tmp_path / "retention.jsonl"
+    retention.write_text(json.dumps({"question": "What is the capital of Japan?", "expect": ["Tokyo"]}) + "\n")
+    return db, retention
+
+
+def test_a_dream_trains_measures_and_records_itself(taught_db, model_path):
+    db, retention = taught_db
+    lines = []
+    report = run_dream(db, model_path, 2, lines.append, TINY, retention)
+    phases = [line["phase"] for line in lines]
+    assert phases[0] == "evaluate" and "rehearse" in phases and "train" in phases and phases[-1] == "done"
+    assert any(line.get("trainer_phase") == "train" and line.get("loss") is not None for line in lines)
+    assert report["outcome"] in ("promoted", "kept")
+    assert set(report["before"]) == {"recall", "earlier", "leaks", "retention", "ppl"}
+    assert len(report["losses"]) == 3 and report["examples"] > 5
+    store = Store(db)
+    generations = Generations(store)
+    [dream] = generations.dreams()
+    assert dream["outcome"] == report["outcome"] and dream["report"]["after"] == report["after"]
+    active = generations.active(model_path)
+    if report["outcome"] == "promoted":
+        assert active is not None and active["adapter_path"].endswith("adapter.gguf")
+        engine = Engine(LoadOptions(model_path=active["model_path"], n_ctx=512, n_threads=2))
+        engine.close()
+        assert Signals(store).taught_items()[0]["learned_generation_id"] in (None, active["id"])
+    else:
+        assert active is None and dream["reason"]
+
+
+def test_a_dream_stopped_midway_changes_nothing(taught_db, model_path):
+    db, _retention = taught_db
+    process = subprocess.Popen([sys.executable, "-m", "desktop.dream", "--db", str(db), "--model", str(model_path),
+                                "--threads", "2"], stdout=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if json.loads(line)["phase"] == "rehearse":
+            break
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    rest = process.stdout.read()
+    assert process.wait(timeout=30) == 3
+    assert time.monotonic() - started < 5
+    assert json.loads(rest.strip().splitlines()[-1])["phase"] == "interrupted"
+    store = Store(db)
+    assert Generations(store).dreams() == [] and Generations(store).active(model_path) is None
+    assert len(Signals(store).taught_items()) == 1
+    store.close()

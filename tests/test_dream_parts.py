@@ -1,0 +1,102 @@
+"""The dream's plain-Python parts: training rows and held-out questions, the gate, idle policy, generations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from desktop.augment import Fact, held_out, keywords, restate, subject, training_rows
+from desktop.dream import DreamRecipe, Measures, gate
+from desktop.evaluate import Score, mentions
+from desktop.generations import Generations
+from desktop.idle import dream_due, on_ac_power
+from desktop.settings import Settings
+from desktop.store import Store
+
+DOG = Fact(1, "My dog is called Biscuit and she is a corgi.", "Noted: your dog Biscuit is a corgi.")
+
+
+def test_fact_parts():
+    assert subject(DOG.text) == "dog"
+    assert keywords(DOG.text) == ["Biscuit"]
+    assert keywords("In our team a 'sparrow' means a hotfix release shipped on a Friday.") == ["sparrow", "Friday"]
+    assert restate("I live in Lisbon.") == "You live in Lisbon."
+
+
+def test_training_rows_never_contain_held_out_questions():
+    rows = training_rows(DOG, near_misses=1)
+    asked = {m["content"] for row in rows for m in row["messages"] if m["role"] == "user"}
+    probes, near = held_out(DOG)
+    assert probes and near
+    assert not asked & {q.question for q in probes + near}
+    assert all(row["messages"][-1]["role"] == "assistant" for row in rows)
+    assert any("haven't told me" in row["messages"][-1]["content"] for row in rows)
+    assert probes[0].strings == ("Biscuit",)
+    assert "Biscuit" not in probes[0].question
+
+
+def test_whole_word_scoring():
+    assert mentions("Her name is Biscuit.", ["biscuit"])
+    assert not mentions("Noted.", ["no"])
+
+
+def measures(recall=0.2, earlier=1.0, leaks=0.0, retention=0.9, ppl=10.0) -> Measures:
+    return Measures(Score(recall), Score(earlier), Score(leaks), Score(retention), ppl)
+
+
+def test_gate_promotes_only_learning_without_damage():
+    recipe = DreamRecipe()
+    before = measures()
+    assert gate(before, measures(recall=0.8), recipe) == []
+    assert "did not learn" in gate(before, measures(recall=0.2), recipe)[0]
+    assert "general knowledge" in gate(before, measures(recall=0.8, retention=0.8), recipe)[0]
+    assert "leak" in gate(before, measures(recall=0.8, leaks=0.3), recipe)[0]
+    assert "forgot" in gate(before, measures(recall=0.8, earlier=0.5), recipe)[0]
+    assert "perplexity" in gate(before, measures(recall=0.8, ppl=12.0), recipe)[0]
+
+
+def test_idle_policy():
+    settings = Settings(dream_idle_minutes=10)
+    assert dream_due(settings, 601, False, 3, None)[0]
+    assert not dream_due(settings, 300, False, 3, None)[0]
+    assert "in 5 min" in dream_due(settings, 300, False, 3, None)[1]
+    assert not dream_due(settings, 601, True, 3, None)[0]
+    assert "Nothing new" in dream_due(settings, 601, False, 0, None)[1]
+    assert "AC power" in dream_due(Settings(dream_on_ac_only=True), 601, False, 3, False)[1]
+    assert not dream_due(Settings(dreams_enabled=False), 601, False, 3, None)[0]
+
+
+def test_ac_power_reads_linux_supplies(tmp_path):
+    assert on_ac_power(tmp_path) is None
+    mains = tmp_path / "AC"
+    mains.mkdir()
+    (mains / "type").write_text("Mains\n")
+    (mains / "online").write_text("0\n")
+    assert on_ac_power(tmp_path) is False
+    (mains / "online").write_text("1\n")
+    assert on_ac_power(tmp_path) is True
+
+
+def test_generations_record_activate_and_roll_back(tmp_path):
+    store = Store(tmp_path / "g.db")
+    generations = Generations(store)
+    base = tmp_path / "base.gguf"
+    assert generations.active(base) is None
+    kept = generations.record_dream("2026-01-01", "kept", "did not learn", {"facts": 1})
+    promoted = {"parent_id": None, "base_path": str(base), "model_path": "m1.gguf", "adapter_path": "a1.gguf", "metrics": {}}
+    generations.record_dream("2026-01-02", "promoted", "learned 1 of 1", {"facts": 1}, promoted)
+    first = generations.active(base)
+    assert first["model_path"] == "m1.gguf"
+    second = {**promoted, "parent_id": first["id"], "model_path": "m2.gguf", "adapter_path": "a2.gguf"}
+    generations.record_dream("2026-01-03", "promoted", "learned", {"facts": 1}, second)
+    assert [g["adapter_path"] for g in generations.lineage(generations.active(base))] == ["a1.gguf", "a2.gguf"]
+    generations.activate(first["id"])
+    assert generations.active(base)["id"] == first["id"]
+    generations.activate(None)
+    assert generations.active(base) is None
+    assert generations.active(tmp_path / "other.gguf") is None
+    assert [d["outcome"] for d in generations.dreams()] == ["promoted", "promoted", "kept"]
+    assert kept not in generations.promoted_by_dream() and len(generations.promoted_by_dream()) == 2
+    with pytest.raises(KeyError):
+        generations.activate(99)

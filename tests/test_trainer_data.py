@@ -1,0 +1,156 @@
+"""Trainer inputs without a model: data files, config refusals, packing, the CLI's bad-input exits and progress shape."""
+
+from __future__ import annotations
+
+import json
+import typing
+
+import pytest
+import torch
+
+from trainer.chat import Doc
+from trainer.config import ConfigError, TrainConfig, load_config
+from trainer.data import DataError, read_dataset
+from trainer.packing import IGNORE, collate, pack
+from trainer.progress import Progress, Reporter
+from trainer_fixtures import chat, run_cli, write_jsonl
+
+
+def test_reads_the_three_trl_shapes_and_plain_strings(tmp_path):
+    write_jsonl(tmp_path / "sft.jsonl", [chat("Hi", "Hello!")])
+    write_jsonl(tmp_path / "preference.jsonl", [
+        {"prompt": [{"role": "user", "content": "2+2?"}], "chosen": [{"role": "assistant", "content": "4"}],
+         "rejected": [{"role": "assistant", "content": "5"}]},
+        {"prompt": "3+3?", "chosen": "6", "rejected": "7"},
+    ])
+    write_jsonl(tmp_path / "kto.jsonl", [
+        {"prompt": [{"role": "user", "content": "Capital of Japan?"}],
+         "completion": [{"role": "assistant", "content": "Tokyo"}], "label": True},
+        {"prompt": "Capital of Japan?", "completion": "Osaka", "label": False},
+    ])
+    data = read_dataset(tmp_path)
+    assert data.counts() == {"sft": 1, "preference": 2, "kto": 2}
+    assert data.preference[1].prompt == [{"role": "user", "content": "3+3?"}]
+    assert data.preference[1].rejected == [{"role": "assistant", "content": "7"}]
+    assert [m.desirable for m in data.kto] == [True, False]
+    assert len(data.digest) == 32
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "reason"),
+    [
+        ("sft.jsonl", "{not json", "not valid JSON"),
+        ("sft.jsonl", json.dumps({"messages": [{"role": "user", "content": "no answer"}]}), "no assistant message"),
+        ("preference.jsonl", json.dumps({"prompt": "q", "chosen": [{"role": "user", "content": "x"}], "rejected": "y"}),
+         "assistant messages only"),
+        ("kto.jsonl", json.dumps({"prompt": "q", "completion": "a", "label": "yes"}), "'label' must be true or false"),
+    ],
+)
+def test_a_bad_row_is_named_by_file_and_line(tmp_path, name, line, reason):
+    good = {"sft.jsonl": chat("a", "b"), "preference.jsonl": {"prompt": "q", "chosen": "a", "rejected": "b"},
+            "kto.jsonl": {"prompt": "q", "completion": "a", "label": True}}[name]
+    (tmp_path / name).write_text(json.dumps(good) + "\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{name}:2\b.*{reason}"):
+        read_dataset(tmp_path)
+
+
+def test_an_empty_data_folder_is_refused(tmp_path):
+    with pytest.raises(DataError, match="holds none of"):
+        read_dataset(tmp_path)
+
+
+def test_config_refuses_rslora_dora_unknown_keys_and_4bit_merges(tmp_path):
+    path = tmp_path / "config.json"
+    for content, message in [
+        ({"use_rslora": True}, "rsLoRA"),
+        ({"use_dora": True}, "DoRA"),
+        ({"learning_rate": 1e-3}, "unknown keys"),
+        ({"merge_type": "q4_1"}, "merge_type"),
+        ({"lora_r": 0}, "lora_r must be positive"),
+    ]:
+        path.write_text(json.dumps(content))
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)
+    path.write_text(json.dumps({"lr": 1e-3, "target_modules": ["q_proj", "v_proj"]}))
+    config = load_config(path)
+    assert config.lr == 1e-3 and config.target_modules == ("q_proj", "v_proj")
+
+
+def test_default_threads_leave_the_user_a_core(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert TrainConfig().resolved_threads() == 7
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert TrainConfig().resolved_threads() == 1
+    assert TrainConfig(threads=3).resolved_threads() == 3
+
+
+def test_packing_fills_rows_without_splitting_docs():
+    lengths = [100, 60, 50, 40, 30, 20, 10, 90]
+    rows = pack(lengths, 128)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in row) <= 128 for row in rows)
+    assert len(rows) == -(-sum(lengths) // 128)  # as few rows as the total needs
+
+
+def test_collate_restarts_positions_and_labels_only_answer_tokens():
+    docs = [Doc([1, 2, 3, 4], [False, False, True, True]), Doc([5, 6, 7], [False, True, True])]
+    batch = collate(docs, [[0, 1]], pad_id=0)
+    assert batch.input_ids.tolist() == [[1, 2, 3, 4, 5, 6, 7]]
+    assert batch.position_ids.tolist() == [[0, 1, 2, 3, 0, 1, 2]]
+    # position p predicts token p+1, and only where that token is the assistant's, never across docs
+    assert batch.targets.tolist() == [[IGNORE, 3, 4, IGNORE, 6, 7, IGNORE]]
+    assert batch.target_docs.tolist() == [0, 0, 1, 1]
+    assert batch.tokens == 7 and batch.n_targets == 4
+
+
+def test_collate_pads_short_rows_as_their_own_sequence():
+    docs = [Doc([1, 2, 3], [False, True, True]), Doc([4, 5], [False, True])]
+    batch = collate(docs, [[0], [1]], pad_id=9)
+    assert batch.input_ids.tolist() == [[1, 2, 3], [4, 5, 9]]
+    assert batch.position_ids[1].tolist() == [0, 1, 0]
+    assert batch.targets[1].tolist() == [5, IGNORE, IGNORE]
+    assert batch.tokens == 5
+    assert torch.equal(batch.target_docs, torch.tensor([0, 0, 1]))
+
+
+def test_progress_lines_carry_every_typed_field():
+    lines = []
+
+    class Sink:
+        def write(self, text):
+            lines.append(json.loads(text))
+
+        def flush(self):
+            pass
+
+    reporter = Reporter(Sink())
+    reporter.total = 4
+    reporter.emit("load")
+    reporter.step_done(1, 2.5, tokens=100, seconds=0.5)
+    required = {k for k in typing.get_type_hints(Progress) if k != "message"}
+    assert all(required <= set(line) for line in lines)
+    assert lines[1]["phase"] == "train" and lines[1]["tok_s"] == 200.0 and lines[1]["eta_s"] == 1.5
+
+
+def test_cli_exits_2_naming_the_bad_file(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sft.jsonl").write_text(json.dumps(chat("a", "b")) + "\n{oops\n", encoding="utf-8")
+    code, lines, stderr = run_cli("train", "--model", str(tmp_path / "none.gguf"), "--data", str(tmp_path / "data"),
+                                  "--run-dir", str(tmp_path / "run"))
+    assert code == 2
+    assert lines[-1]["phase"] == "error" and "sft.jsonl:2" in lines[-1]["message"] and "sft.jsonl:2" in stderr
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"use_dora": True}))
+    code, lines, _ = run_cli("train", "--model", str(tmp_path / "none.gguf"), "--data", str(tmp_path / "data"),
+                             "--run-dir", str(tmp_path / "run"), "--config", str(config))
+    assert code == 2 and "DoRA" in lines[-1]["message"] and str(config) in lines[-1]["message"]
+
+
+def test_cli_exits_2_for_a_file_that_is_not_a_model(tmp_path):
+    write_jsonl(tmp_path / "data" / "sft.jsonl", [chat("a", "b")])
+    fake = tmp_path / "model.gguf"
+    fake.write_text("<html>not a model</html>")
+    code, lines, _ = run_cli("train", "--model", str(fake), "--data", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"))
+    assert code == 2 and str(fake) in lines[-1]["message"]
+    assert not (tmp_path / "run" / "adapter.gguf").exists()

@@ -1,0 +1,113 @@
+"""Every training knob in one place: objectives and weights, LoRA shape, optimisation, packing, threads, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from trainer.errors import BadInput
+
+MERGE_TYPES = ("f16", "q8_0", "none")
+REFUSED_KEYS = {
+    "use_rslora": "rsLoRA scales by alpha/sqrt(r), but llama.cpp adapters always scale by alpha/r",
+    "use_dora": "DoRA adds a magnitude vector that llama.cpp's LoRA format cannot carry",
+}
+RESUME_NEUTRAL = ("threads", "checkpoint_every", "merge_type")
+"""Fields a resumed run may change without invalidating its checkpoint."""
+
+
+class ConfigError(BadInput):
+    """A config file or value the trainer refuses, with a message naming what to change."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run's settings; a JSON file may override any field by name."""
+
+    # Objectives: a weight of 0 turns one off; each runs only where its data file has rows.
+    sft_weight: float = 1.0
+    dpo_weight: float = 1.0
+    kto_weight: float = 1.0
+    dpo_beta: float = 0.1
+    kto_beta: float = 0.1
+    kto_desirable_weight: float = 1.0
+    kto_undesirable_weight: float = 1.0
+    # LoRA (plain LoRA only: llama.cpp scales every adapter by alpha / r).
+    lora_r: int = 16
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    # Optimisation: linear warmup, then linear decay to zero at the last step.
+    lr: float = 5e-4
+    warmup_steps: int = 2
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    epochs: int = 1
+    max_steps: int = 0
+    """0: as many steps as `epochs` passes over the largest objective's batches take."""
+    min_steps: int = 0
+    """At least this many steps (cycling the data), so a handful of examples still gets enough updates."""
+    seq_len: int = 512
+    batch_size: int = 4
+    """Packed rows per SFT step; pairs (DPO) or marks (KTO) per step for the others."""
+    seed: int = 0
+    threads: int = 0
+    """0: all cores but one, which stays with the user (llama.cpp and the window)."""
+    checkpoint_every: int = 10
+    merge_type: str = "f16"
+    """f16: a precise master the next generation can train on; q8_0: faster to serve, but re-quantizing it
+    generation after generation adds error; none. Never 4-bit, which keeps only ~6 % of the update."""
+
+    def __post_init__(self) -> None:
+        """Refuses values that would train nonsense or export what llama.cpp cannot use."""
+        if self.merge_type not in MERGE_TYPES:
+            raise ConfigError(f"merge_type must be one of {', '.join(MERGE_TYPES)}, not {self.merge_type!r}")
+        positive = ("lora_r", "lora_alpha", "lr", "seq_len", "batch_size", "epochs", "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, not {getattr(self, name)!r}")
+        negative = [f.name for f in fields(self) if isinstance(getattr(self, f.name), (int, float)) and getattr(self, f.name) < 0]
+        if negative:
+            raise ConfigError(f"{', '.join(negative)} must not be negative")
+        if not self.target_modules:
+            raise ConfigError("target_modules must name at least one projection")
+
+    def resolved_threads(self) -> int:
+        """Threads torch may use: the configured number, or all cores but one."""
+        return self.threads or max(1, (os.cpu_count() or 1) - 1)
+
+    def identity(self) -> dict:
+        """The fields that decide what a run computes; a checkpoint only resumes under the same identity."""
+        data = asdict(self)
+        for name in RESUME_NEUTRAL:
+            del data[name]
+        return data
+
+
+def load_config(path: Path | None) -> TrainConfig:
+    """The defaults, overridden by the JSON object in path; unknown or refused keys are errors."""
+    if path is None:
+        return TrainConfig()
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"config file '{path}' cannot be read as JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a JSON object")
+    for key, why in REFUSED_KEYS.items():
+        if data.pop(key, False):
+            raise ConfigError(f"config file '{path}' asks for {key}: refused, {why}")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"config file '{path}' has unknown keys {unknown}; known keys: {sorted(known)}")
+    if "target_modules" in data:
+        data["target_modules"] = tuple(data["target_modules"])
+    try:
+        return TrainConfig(**data)
+    except ConfigError as err:
+        raise ConfigError(f"config file '{path}': {err}") from err
+    except TypeError as err:
+        raise ConfigError(f"config file '{path}': {err}") from err

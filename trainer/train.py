@@ -1,0 +1,323 @@
+"""One training run: load the GGUF, read the signals, train a LoRA, export the adapter and the merged model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import warnings
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from trainer.atomic import remove_partials, write_json
+from trainer.chat import ChatRenderer, encode
+from trainer.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from trainer.config import TrainConfig
+from trainer.data import DataError, Dataset
+from trainer.errors import BadInput
+from trainer.export_gguf import adapter_from_peft, fold_into, read_adapter, verify_adapter, write_adapter
+from trainer.gguf_load import Base, fingerprint, load_base
+from trainer.merge import merge
+from trainer.objectives import doc_logps, dpo_loss, kto_loss, sft_loss, target_logps
+from trainer.packing import Batch, collate, pack
+from trainer.progress import Reporter, peak_rss_mb
+from trainer.stop import StopSignal, make_backward_interruptible
+
+ADAPTER_FILE = "adapter.gguf"
+MERGED_FILE = "merged.gguf"
+METRICS_FILE = "metrics.json"
+
+
+class RunDirError(BadInput):
+    """A run directory whose checkpoint belongs to a different run."""
+
+
+@dataclass
+class Source:
+    """One objective's units for the step loop, reshuffled each epoch from the seed so a resume sees the same order.
+
+    Units are packed rows of docs (sft), (chosen, rejected) doc pairs (dpo), or marks (kto): the marked doc,
+    its prompt with the next mark's answer (for KTO's reference point), and whether the answer was good.
+    """
+
+    kind: str
+    weight: float
+    units: list
+    per_step: int
+
+    def batches_per_epoch(self) -> int:
+        """Steps one pass over the units takes."""
+        return math.ceil(len(self.units) / self.per_step)
+
+    def take(self, step: int, seed: int) -> list:
+        """The units step trains on."""
+        epoch, index = divmod(step, self.batches_per_epoch())
+        generator = torch.Generator().manual_seed(zlib.crc32(f"{seed}:{self.kind}:{epoch}".encode()))
+        order = torch.randperm(len(self.units), generator=generator).tolist()
+        return [self.units[i] for i in order[index * self.per_step:(index + 1) * self.per_step]]
+
+
+def build_sources(dataset: Dataset, base: Base, config: TrainConfig) -> list[Source]:
+    """Tokenizes every row through the model's chat template and groups it per objective."""
+    tokenizer = base.tokenizer
+    renderer = ChatRenderer(base.info.chat_template, base.architecture, tokenizer.bos_token or "", tokenizer.eos_token or "")
+    limit = config.seq_len
+    sources = []
+    if config.sft_weight and dataset.sft:
+        docs = [d for d in (encode(renderer, tokenizer, m).truncated(limit) for m in dataset.sft) if d.trained]
+        rows = [[docs[i] for i in row] for row in pack([len(d.ids) for d in docs], limit)]
+        sources.append(Source("sft", config.sft_weight, rows, config.batch_size))
+    if config.dpo_weight and dataset.preference:
+        pairs = []
+        for row in dataset.preference:
+            chosen, rejected = (
+                encode(renderer, tokenizer, row.prompt + answer, len(row.prompt)).truncated(limit)
+                for answer in (row.chosen, row.rejected)
+            )
+            if chosen.trained and rejected.trained:
+                pairs.append((chosen, rejected))
+        sources.append(Source("dpo", config.dpo_weight, pairs, config.batch_size))
+    if config.kto_weight and dataset.kto:
+        marks = []
+        for index, row in enumerate(dataset.kto):
+            other = dataset.kto[(index + 1) % len(dataset.kto)]
+            marked, mismatched = (
+                encode(renderer, tokenizer, row.prompt + answer, len(row.prompt)).truncated(limit)
+                for answer in (row.completion, other.completion)
+            )
+            if marked.trained and mismatched.trained:
+                marks.append((marked, mismatched, row.desirable))
+        sources.append(Source("kto", config.kto_weight, marks, config.batch_size))
+    return [s for s in sources if s.units]
+
+
+def make_batches(source: Source, units: list, seq_len: int, pad_id: int) -> list[tuple[Batch, torch.Tensor | None]]:
+    """A step's units as forward passes: one per packed SFT row, one packed batch for pairs or marks.
+
+    SFT rows go through one at a time: on a CPU a forward over ~seq_len tokens runs at the best tokens/s,
+    and peak memory stays that of one row. Pairs and marks stay together because their losses compare docs.
+    """
+    if source.kind == "sft":
+        return [(collate(row, [list(range(len(row)))], pad_id), None) for row in units]
+    if source.kind == "dpo":
+        docs = [doc for pair in units for doc in pair]
+        return [(collate(docs, pack([len(d.ids) for d in docs], seq_len), pad_id), None)]
+    docs = [marked for marked, _, _ in units] + [mismatched for _, mismatched, _ in units]
+    flags = torch.tensor([desirable for _, _, desirable in units])
+    return [(collate(docs, pack([len(d.ids) for d in docs], seq_len), pad_id), flags)]
+
+
+def objective_loss(
+    peft_model: PeftModel, source: Source, batch: Batch, flags: torch.Tensor | None, config: TrainConfig
+) -> torch.Tensor:
+    """The source's loss on batch; preference objectives compare against the model with the adapter disabled."""
+    model = peft_model.get_base_model()
+    policy = target_logps(model, batch)
+    if source.kind == "sft":
+        return sft_loss(policy)
+    with torch.no_grad(), peft_model.disable_adapter():
+        reference = doc_logps(target_logps(model, batch), batch)
+    policy = doc_logps(policy, batch)
+    if source.kind == "dpo":
+        return dpo_loss(policy, reference, config.dpo_beta)
+    ratio = policy - reference
+    marked, mismatched = ratio[: len(flags)], ratio[len(flags):]
+    return kto_loss(
+        marked, mismatched, flags.to(policy.device), config.kto_beta, config.kto_desirable_weight, config.kto_undesirable_weight
+    )
+
+
+def learning_rate(config: TrainConfig, step: int, total: int) -> float:
+    """Linear warmup over warmup_steps, then linear decay that reaches zero just after the last step."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    return config.lr * (total - step) / max(1, total - config.warmup_steps)
+
+
+def wrap_lora(base: Base, config: TrainConfig) -> PeftModel:
+    """Puts a fresh plain LoRA (llama.cpp's kind) on the model's target projections."""
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    with warnings.catch_warnings():  # peft 0.21 calls a method transformers 5.24 deprecates; nothing to act on
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(base.model, lora)
+
+
+def run_identity(config: TrainConfig, dataset: Dataset, base: Base, adapter_paths: list[Path]) -> str:
+    """What a checkpoint must match to be resumed: settings, data, base model and stacked adapters."""
+    parts = {
+        "config": config.identity(),
+        "data": dataset.digest,
+        "base": base.fingerprint,
+        "adapters": [fingerprint(p) for p in adapter_paths],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class Trainer:
+    """The state of one run's training loop, so an interrupt can checkpoint exactly the last finished step."""
+
+    def __init__(self, peft_model: PeftModel, config: TrainConfig, run_dir: Path, identity: str) -> None:
+        self.peft_model = peft_model
+        self.config = config
+        self.run_dir = run_dir
+        self.identity = identity
+        self.params = {name: p for name, p in peft_model.named_parameters() if p.requires_grad}
+        self.optimizer = torch.optim.AdamW(self.params.values(), lr=config.lr, weight_decay=config.weight_decay)
+        self.step = 0
+        self.history: list[float] = []
+
+    def resume(self) -> None:
+        """Continues from the run directory's checkpoint, if it holds one of this very run."""
+        state = load_checkpoint(self.run_dir)
+        if state is None:
+            return
+        if state["identity"] != self.identity:
+            raise RunDirError(
+                f"run directory '{self.run_dir}' holds a checkpoint of a different run (model, data or config changed): "
+                "use a new run directory, or delete its checkpoint.pt to start over"
+            )
+        with torch.no_grad():
+            for name, value in state["adapter"].items():
+                self.params[name].copy_(value)
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_rng(state["rng"])
+        self.step, self.history = state["step"], state["history"]
+
+    def checkpoint(self) -> None:
+        """Saves the adapter, optimizer, step, loss history and RNG of the last finished step."""
+        save_checkpoint(
+            self.run_dir,
+            {
+                "identity": self.identity,
+                "step": self.step,
+                "adapter": {name: p.detach().cpu() for name, p in self.params.items()},
+                "optimizer": self.optimizer.state_dict(),
+                "rng": rng_state(),
+                "history": self.history,
+            },
+        )
+
+    def step_once(self, sources: list[Source], total: int, pad_id: int, stop: StopSignal) -> tuple[float, int]:
+        """One optimizer step over every source's batch; returns the loss and the real tokens trained on."""
+        config, device = self.config, next(iter(self.params.values())).device
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(config, self.step, total)
+        loss_sum, tokens = 0.0, 0
+        for source in sources:
+            parts = make_batches(source, source.take(self.step, config.seed), config.seq_len, pad_id)
+            targets = sum(batch.n_targets for batch, _ in parts)
+            for batch, flags in parts:
+                share = source.weight * batch.n_targets / targets  # micro-batch means add up to the step's mean
+                loss = share * objective_loss(self.peft_model, source, batch.to(device), flags, config)
+                loss.backward()
+                loss_sum += loss.item()
+                tokens += batch.tokens
+        with stop.held():
+            torch.nn.utils.clip_grad_norm_(self.params.values(), config.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            self.history.append(loss_sum)
+            if self.step % config.checkpoint_every == 0 or self.step == total:
+                self.checkpoint()
+        return loss_sum, tokens
+
+    def train(self, sources: list[Source], total: int, pad_id: int, stop: StopSignal, reporter: Reporter) -> None:
+        """Runs steps until total, checkpointing every checkpoint_every steps and at the end."""
+        self.peft_model.train()
+        make_backward_interruptible(self.params.values())
+        while self.step < total:
+            started = time.perf_counter()
+            loss, tokens = self.step_once(sources, total, pad_id, stop)
+            reporter.step_done(self.step, loss, tokens, time.perf_counter() - started)
+
+
+def run(
+    model_path: Path,
+    dataset: Dataset,
+    run_dir: Path,
+    config: TrainConfig,
+    adapter_paths: list[Path],
+    cache_dir: Path | None,
+    stop: StopSignal,
+    reporter: Reporter,
+) -> dict:
+    """Trains and exports; returns the metrics also written to run_dir/metrics.json."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    remove_partials(run_dir)
+    threads = config.resolved_threads()
+    torch.set_num_threads(threads)
+    torch.manual_seed(config.seed)
+    reporter.emit("load", message=str(model_path))
+    base = load_base(model_path, cache_dir)
+    stacked = [read_adapter(p) for p in adapter_paths]
+    for adapter in stacked:
+        fold_into(base.model, adapter, base.architecture)
+
+    reporter.emit("data", message=json.dumps(dataset.counts()))
+    sources = build_sources(dataset, base, config)
+    if not sources:
+        raise DataError(f"data folder '{dataset.folder}' has no rows for the enabled objectives (weights {config.sft_weight}, "
+                         f"{config.dpo_weight}, {config.kto_weight}) that fit the sequence length")
+    total = config.max_steps or max(config.min_steps, config.epochs * max(s.batches_per_epoch() for s in sources))
+    peft_model = wrap_lora(base, config)
+    trainer = Trainer(peft_model, config, run_dir, run_identity(config, dataset, base, adapter_paths))
+    trainer.resume()
+    reporter.step, reporter.total = trainer.step, total
+    resumed_from = trainer.step
+
+    train_started = time.perf_counter()
+    try:
+        trainer.train(sources, total, base.pad_id, stop, reporter)
+    except BaseException:
+        with stop.held():
+            trainer.checkpoint()
+        reporter.step = trainer.step  # the interrupted/error line names the step the checkpoint holds
+        raise
+    train_s = time.perf_counter() - train_started
+
+    reporter.emit("export", loss=trainer.history[-1] if trainer.history else None)
+    adapter = adapter_from_peft(peft_model.get_base_model(), base.architecture, config.lora_alpha)
+    write_adapter(run_dir / ADAPTER_FILE, adapter)
+    verify_adapter(base.path, run_dir / ADAPTER_FILE)
+    merged = None
+    if config.merge_type != "none":
+        reporter.emit("merge")
+        merged = merge(base.path, [*stacked, adapter], run_dir / MERGED_FILE, config.merge_type)
+
+    metrics = {
+        "base": str(base.path),
+        "base_fingerprint": base.fingerprint,
+        "stacked_adapters": [str(p) for p in adapter_paths],
+        "adapter": str(run_dir / ADAPTER_FILE),
+        "merged": str(run_dir / MERGED_FILE) if merged else None,
+        "device": str(base.device),
+        "threads": threads,
+        "examples": dataset.counts(),
+        "units": {s.kind: len(s.units) for s in sources},
+        "steps": total,
+        "resumed_from": resumed_from,
+        "losses": trainer.history,
+        "final_loss": trainer.history[-1] if trainer.history else None,
+        "tok_s": reporter.tok_s,
+        "train_s": train_s,
+        "load_s": base.load_s,
+        "dequant_cached": base.from_cache,
+        "peak_rss_mb": peak_rss_mb(),
+        "merge": merged,
+        "config": asdict(config),
+    }
+    write_json(run_dir / METRICS_FILE, metrics)
+    return metrics
