@@ -86,6 +86,10 @@ class Generations:
         """dream id → the generation it promoted."""
         return dict(self.db.execute("SELECT dream_id, id FROM generations").fetchall())
 
+    def last_dream_at(self) -> str | None:
+        """When the latest dream started: newer signals are what the next idle dream is for."""
+        return self.db.execute("SELECT max(started_at) FROM dreams").fetchone()[0]
+
     def dreams(self) -> list[dict[str, Any]]:
         """Every dream, newest first, with its report decoded."""
         rows = list(self.db.query("SELECT * FROM dreams ORDER BY id DESC"))

@@ -22,7 +22,7 @@ def dream_due(settings: Settings, idle_s: float, busy: bool, new_items: int, on_
     if not settings.dreams_enabled:
         return False, "Dreams are off (Settings)."
     if new_items == 0:
-        return False, "Nothing new to learn yet."
+        return False, "Nothing new to learn since the last dream."
     if settings.dream_on_ac_only and on_ac is False:
         return False, "Waiting for AC power."
     if busy:

@@ -232,6 +232,13 @@ class Signals:
         )
         return [_decode(row, "spec") for row in rows]
 
+    def count_since(self, moment: str | None) -> int:
+        """Taught items and judgements (not excluded) recorded after moment (all of them when None)."""
+        after = moment or ""
+        taught = self.db.execute("SELECT count(*) FROM taught WHERE excluded = 0 AND created_at > ?", (after,))
+        judged = self.db.execute("SELECT count(*) FROM signals WHERE excluded = 0 AND created_at > ?", (after,))
+        return taught.fetchone()[0] + judged.fetchone()[0]
+
     def memory_items(self) -> list[MemoryItem]:
         """Everything short-term memory may draw on: taught items and corrections that are not excluded."""
         items = [MemoryItem(t["text"], "taught", t["id"]) for t in self.taught_items(include_excluded=False)]

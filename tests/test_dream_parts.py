@@ -100,3 +100,17 @@ def test_generations_record_activate_and_roll_back(tmp_path):
     assert kept not in generations.promoted_by_dream() and len(generations.promoted_by_dream()) == 2
     with pytest.raises(KeyError):
         generations.activate(99)
+    assert generations.last_dream_at() == "2026-01-03"
+
+
+def test_only_signals_newer_than_the_last_dream_count(tmp_path):
+    from desktop.signals import Signals
+
+    store = Store(tmp_path / "n.db")
+    signals = Signals(store)
+    cid = store.create_conversation()
+    signals.teach(cid, "My dog is called Biscuit.")
+    assert signals.count_since(None) == 1
+    Generations(store).record_dream("2000-01-01", "kept", "did not learn", {})
+    assert signals.count_since(Generations(store).last_dream_at()) == 1
+    assert signals.count_since("2999-01-01") == 0

@@ -39,9 +39,9 @@ from desktop.store import StoreError
 from desktop.ui.background import Background
 from desktop.ui.chat_view import ChatView, Decor
 from desktop.ui.check_dialog import CheckDialog
+from desktop.ui.conversation_list import ConversationList
 from desktop.ui.dream_runner import DreamRunner
 from desktop.ui.dreams_panel import DreamsPanel
-from desktop.ui.conversation_list import ConversationList
 from desktop.ui.engine_worker import EngineClient
 from desktop.ui.inbox_panel import InboxPanel
 from desktop.ui.input_box import InputBox
@@ -50,6 +50,8 @@ from desktop.ui.taught_panel import TaughtPanel
 from desktop.verifiers import propose_spec, verify
 
 SIDEBAR_WIDTH = 240
+WINDOW_SIZE = (1100, 760)
+STATUS_PADDING = 8
 IDLE_CHECK_MS = 5000
 """How often the window asks whether a dream is due."""
 USER_INPUT = (QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.Wheel)
@@ -67,10 +69,6 @@ def reports_store_errors(intent: Callable[..., Any]) -> Callable[..., Any]:
             return None
 
     return guarded
-
-
-WINDOW_SIZE = (1100, 760)
-STATUS_PADDING = 8
 
 
 class MainWindow(QMainWindow):
@@ -468,7 +466,7 @@ class MainWindow(QMainWindow):
     def _check_idle(self) -> None:
         if self.dreamer.running or self.state.store.is_memory:
             return
-        new_items = sum(learning_inbox(self.signals)["counts"][key] for key in ("taught", "sft_rows", "preference_pairs", "kto_rows"))
+        new_items = self.signals.count_since(self.generations.last_dream_at())
         due, why = dream_due(self.state.settings, time.monotonic() - self._last_input, self.pending is not None,
                              new_items, on_ac_power())
         self.dreams_panel.status.setText(why)
