@@ -65,7 +65,7 @@ class LossCurve(QWidget):
 
 
 class BeforeAfterBars(QWidget):
-    """Pairs of bars (before, after) per measure, as fractions 0..1: what a dream changed at a glance."""
+    """Pairs of bars (before, after) per measure, as fractions 0..1 labelled in percent: a dream's effect at a glance."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -95,4 +95,4 @@ class BeforeAfterBars(QWidget):
             painter.setPen(TEXT)
             painter.drawText(QRectF(left - bar / 2, area.bottom() + 2, group, 14), Qt.AlignmentFlag.AlignCenter, label)
             painter.drawText(QRectF(left - bar / 2, area.top() - 14, group, 14), Qt.AlignmentFlag.AlignCenter,
-                             f"{before:.0%} → {after:.0%}")
+                             f"{before * 100:.0f}→{after * 100:.0f}")

@@ -49,6 +49,8 @@ class DreamsPanel(QWidget):
         self.phase = QLabel()
         self.loss = LossCurve()
         self.history = QListWidget()
+        self.history.setWordWrap(True)
+        self.history.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.history.currentItemChanged.connect(self._show_selected)
         self.report = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         self.chart = BeforeAfterBars()

@@ -218,6 +218,7 @@ class MainWindow(QMainWindow):
         self._idle_timer = QTimer(self, interval=IDLE_CHECK_MS)
         self._idle_timer.timeout.connect(self._check_idle)
         self._idle_timer.start()
+        QTimer.singleShot(0, self._check_idle)
         self.background.finished.connect(self._on_checks_done)
         self.background.failed.connect(lambda _ticket, message: self.show_banner(f"A check could not run: {message}"))
         worker = self.engine.worker
