@@ -153,8 +153,6 @@ class Engine:
                 "Pick a GGUF chat model of an architecture this llama.cpp build supports (Settings or --model PATH).",
             ) from err
         self._format = self._chat_formatter()
-        self.adapters: list[Path] = []
-        self._adapter_ptrs: list[int] = []
         vocab = self._llm._model.vocab
         self._is_eog = lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
 
@@ -258,34 +256,6 @@ class Engine:
             context_used=llm.n_tokens,
         )
 
-    def set_adapters(self, paths: Sequence[Path], scale: float = 1.0) -> None:
-        """Hot-swaps the LoRA adapters on the loaded model (none: the base alone), checking each loads first.
-
-        llama.cpp's own lora_path does not notice a failed load and crashes on the next token, so every
-        adapter is loaded here, a NULL is refused with llama.cpp's reason, and the old set stays active.
-        """
-        loaded = []
-        for path in paths:
-            _LOG.lines.clear()
-            pointer = llama_cpp.llama_adapter_lora_init(self._llm._model.model, str(path).encode())
-            if not pointer:
-                for earlier in loaded:
-                    llama_cpp.llama_adapter_lora_free(earlier)
-                raise ModelFileError(
-                    Path(path),
-                    f"is not a LoRA adapter llama.cpp can apply to this model: {_LOG.reason()}",
-                    "Roll back to another generation, or retrain this one.",
-                )
-            loaded.append(pointer)
-        array = (llama_cpp.llama_adapter_lora_p_ctypes * len(loaded))(*loaded) if loaded else None
-        scales = (ctypes.c_float * len(loaded))(*([scale] * len(loaded))) if loaded else None
-        llama_cpp.llama_set_adapters_lora(self._llm._ctx.ctx, array, len(loaded), scales)
-        for old in self._adapter_ptrs:
-            llama_cpp.llama_adapter_lora_free(old)
-        self._adapter_ptrs = loaded
-        self.adapters = [Path(p) for p in paths]
-        self._llm.reset()
-
     def perplexity(self, texts: Sequence[str]) -> float:
         """Perplexity over plain texts (each from a fresh context): the forgetting measure that needs no answers."""
         if not self.options.logits_all:
@@ -307,5 +277,4 @@ class Engine:
 
     def close(self) -> None:
         """Frees the model's memory now rather than whenever the garbage collector runs."""
-        self.set_adapters([])
         self._llm.close()
