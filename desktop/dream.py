@@ -174,8 +174,9 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
         emit({"phase": "done", "message": "nothing new to learn"})
         return {"outcome": "nothing", "reason": "nothing new to learn"}
 
-    probes = [q for fact in facts for q in held_out(fact)[0]]
-    near = [q for fact in facts for q in held_out(fact)[1]]
+    questions = [held_out(fact) for fact in facts]
+    probes = [q for fact_probes, _near in questions for q in fact_probes]
+    near = [q for _probes, fact_near in questions for q in fact_near]
     earlier = [q for fact in learned_before for q in held_out(fact)[0]]
     retention = load_questions(retention_file)
     texts = (DATA / "general_text.txt").read_text(encoding="utf-8").splitlines()

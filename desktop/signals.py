@@ -141,11 +141,6 @@ class Signals:
         )
         return [_decode(row, "spec", "result") for row in rows]
 
-    def set_signal_excluded(self, signal_id: int, excluded: bool) -> None:
-        """An excluded signal is never trained on."""
-        with self.store.transaction():
-            self.db.execute("UPDATE signals SET excluded = ? WHERE id = ?", (int(excluded), signal_id))
-
     # ---- taught items -----------------------------------------------------------------------------
 
     def teach(self, conversation_id: int, text: str, acknowledgement: str | None = None,

@@ -424,24 +424,6 @@ class Store:
             )
         return mid
 
-    def update_message(
-        self,
-        mid: int,
-        *,
-        content: str | None = None,
-        finish_reason: str | None = None,
-        stats: dict[str, Any] | None = None,
-    ) -> None:
-        """Finishes a streamed answer: only the fields given are changed."""
-        _check_finish_reason(finish_reason)
-        changes = {"content": content, "finish_reason": finish_reason, "stats_json": _encode_stats(stats)}
-        changes = {column: value for column, value in changes.items() if value is not None}
-        if not changes:
-            self.message(mid)
-            return
-        assignments = ", ".join(f"{column} = ?" for column in changes)
-        self._write(f"UPDATE messages SET {assignments} WHERE id = ?", (*changes.values(), mid), "message")
-
     def message(self, mid: int) -> dict[str, Any]:
         """One message with its stats decoded; KeyError when it does not exist."""
         return _decode_message(self._one("SELECT * FROM messages WHERE id = ?", (mid,), "message"))

@@ -93,16 +93,17 @@ def test_branches_regenerate_edit_and_select(store: Store) -> None:
     assert store.message(first)["model_id"] == model_id
 
 
-def test_streamed_answer_is_finished_with_update(store: Store) -> None:
+def test_finished_answer_keeps_its_reason_and_stats(store: Store) -> None:
     cid = store.create_conversation()
-    mid = store.add_message(cid, "assistant", "")
-    store.update_message(mid, content="Done.", finish_reason="length", stats={"tokens": 3, "tok_per_s": 12.5})
+    user = store.add_message(cid, "user", "Go on")
+    mid = store.add_message(cid, "assistant", "Done.", parent_id=user, finish_reason="length",
+                            stats={"tokens": 3, "tok_per_s": 12.5})
     row = store.message(mid)
     assert (row["content"], row["finish_reason"], row["stats"]) == ("Done.", "length", {"tokens": 3, "tok_per_s": 12.5})
     with pytest.raises(ValueError):
-        store.update_message(mid, finish_reason="exploded")
+        store.add_message(cid, "assistant", "x", parent_id=user, finish_reason="exploded")
     with pytest.raises(KeyError):
-        store.update_message(mid + 1, content="nobody")
+        store.add_message(cid, "assistant", "nobody", parent_id=mid + 1)
 
 
 def test_upsert_model_reuses_the_row(store: Store) -> None:
