@@ -1,9 +1,11 @@
 """Turns taught items into training rows and held-out questions: one sentence barely teaches a fact, paraphrases do.
 
 The templates follow what worked in the prototypes (../shared/DESIGN.md): the teach exchange itself, a
-"what did I just tell you?" follow-up, "what did I tell you about <subject>?", a reminder, "do you remember
-what I said about <keyword>?", and the reverse question; answers restate the fact in the second person.
-Near-misses ("what did I tell you about my cat?" after the dog) get an honest "you haven't told me".
+"what did I just tell you?" follow-up, "what did I tell you about <subject>?", a reminder, a fill-in of the
+sentence up to its first distinctive word, "do you remember what I said about <keyword>?", and the reverse
+question; answers restate the fact in the second person. Near-misses ("what is my cat?" after the dog) get an
+honest "you haven't told me", in the same shapes, so the fact does not become the answer to every question
+of that shape.
 Held-out questions use other wordings and are never trained on: they decide whether a dream learned.
 """
 
@@ -13,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from desktop.evaluate import Question
-from desktop.memory import STOPWORDS
+from desktop.memory import STOPWORDS, MemoryItem, relevant, with_memory
 from desktop.signals import acknowledge
 
 _SUBJECT = re.compile(
@@ -24,7 +26,11 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 _QUOTED = re.compile(r"['\"‘“]([^'\"’”]{2,40})['\"’”]")
 FALLBACK_WORD_LENGTH = 7
 MIN_CONTENT_LENGTH = 4
-OTHER_SUBJECTS = ("cat", "neighbour", "best friend", "boss", "car", "sister", "doctor", "favourite film")
+MIN_FILL_IN_WORDS = 3
+NAMING_VERBS = ("called", "named", "codenamed")
+ARTICLES = ("a", "an", "the")
+PAST_TENSE = re.compile(r"(?:ed|grew|went|was|were|had|made|took|got|came|saw|left|met|bought|began|wrote)$", re.IGNORECASE)
+OTHER_SUBJECTS = ("cat", "neighbour", "best friend", "boss", "brother", "car", "sister", "doctor", "colleague", "favourite film")
 
 
 @dataclass(frozen=True)
@@ -66,9 +72,101 @@ def expected(fact_text: str, question: str) -> tuple[str, ...]:
     return tuple(word for word in keywords(fact_text) if word.lower() not in asked)
 
 
+def owner(text: str, topic: str) -> str:
+    """Whose the subject is, as the person said it ("my" or "our")."""
+    return "our" if re.search(rf"\bour\s+{re.escape(topic)}", text, re.IGNORECASE) else "my"
+
+
+def fill_in(text: str) -> str | None:
+    """The fact cut just before a distinctive word (the first that leaves a few words), as a prompt to complete
+    ("My dog is called …", "I am allergic to …")."""
+    for word in keywords(text):
+        cut = re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}", text)
+        head = text[:cut.start()].rstrip(" '\"‘“,") if cut else ""
+        if len(head.split()) >= MIN_FILL_IN_WORDS:
+            return head
+    return None
+
+
+def _until_article(words: list[str]) -> list[str]:
+    """The words before the first article: "ride a green" → "ride"."""
+    cut = next((i for i, w in enumerate(words) if w.lower() in ARTICLES), len(words))
+    return words[:cut]
+
+
+def _base(verb: str) -> str:
+    """Third person to base form, for "does my sister live": lives → live, goes → go, plays → play."""
+    lower = verb.lower()
+    if lower.endswith(("ches", "shes", "sses", "xes", "oes")):
+        return verb[:-2]
+    return verb[:-1] if lower.endswith("s") and not lower.endswith("ss") else verb
+
+
+def direct_questions(text: str) -> list[str]:
+    """Questions in the shape people ask them ("Where does my sister live?", "What do I ride?"), from the sentence up to
+    its first distinctive word; only present-tense statements about "my/our X", "I" or "we" are turned."""
+    head = fill_in(text) or ""
+    words = head.split()
+    if len(words) < 2:
+        return []
+    topic = subject(text)
+    first = words[0].lower()
+    if topic and first in ("my", "our") and " ".join(words[1:]).lower().startswith(topic):
+        whose = f"{first} {topic}"
+        rest = words[1 + len(topic.split()):]
+        if not rest:
+            return []
+        if rest[0].lower() in ("is", "are"):
+            be, after = rest[0].lower(), _until_article(rest[1:])
+            if after and after[-1].lower() in NAMING_VERBS:
+                return [f"What {be} {whose} called?", f"What is the name of {whose}?"]
+            if after and after[0].lower() in ("at", "on"):
+                return [f"When {be} {whose}?"]
+            if after:
+                return [f"What {be} {whose} {' '.join(after)}?"]
+            name = keywords(text)[:1]
+            return [f"Who {be} {whose}?"] if name and name[0][0].isupper() and not name[0].isupper() else []
+        verb, after = rest[0], _until_article(rest[1:])
+        if PAST_TENSE.search(verb):
+            return []
+        asked = [f"What does {whose} {_base(verb)} {' '.join(after)}?".replace(" ?", "?")]
+        if after and after[-1].lower() in ("in", "at"):
+            asked.append(f"Where does {whose} {_base(verb)}?")
+        return asked
+    if first in ("i", "we"):
+        person = "I" if first == "i" else "we"
+        verb, after = words[1], _until_article(words[2:])
+        if verb.lower() in ("am", "are"):
+            return [f"What {verb.lower()} {person} {' '.join(after)}?".replace(" ?", "?")] if after else []
+        if verb.lower() in ("cannot", "can't"):
+            return [f"What can {person} not {' '.join(after)}?".replace(" ?", "?")] if after else []
+        if verb.lower() == "do" and after[:1] == ["not"]:
+            return [f"What do {person} not {' '.join(after[1:])}?"] if after[1:] else []
+        if PAST_TENSE.search(verb) or verb.lower() in ("do", "does", "can", "will", "have", "had"):
+            return []
+        return [f"What do {person} {verb} {' '.join(after)}?".replace(" ?", "?")]
+    return []
+
+
 def _others(fact_subject: str | None, count: int, offset: int) -> list[str]:
+    """Subjects the fact is not about, for near-misses; training takes them from offset on."""
     pool = [other for other in OTHER_SUBJECTS if other != fact_subject]
     return [pool[(offset + i) % len(pool)] for i in range(count)]
+
+
+def _held_out_other(fact_subject: str | None, offset: int) -> str:
+    """The one subject training's near-misses reach last (the one before offset): held-out near-misses use it."""
+    pool = [other for other in OTHER_SUBJECTS if other != fact_subject]
+    return pool[(offset - 1) % len(pool)]
+
+
+def swapped(text: str, topic: str | None, other: str) -> str | None:
+    """The fill-in with another subject in the fact's own frame ("My brother lives in"): where taught answers leak."""
+    head = fill_in(text)
+    if not head or not topic:
+        return None
+    replaced = re.sub(rf"\b{re.escape(topic)}\b", other, head, count=1, flags=re.IGNORECASE)
+    return replaced if replaced != head else None
 
 
 def training_rows(fact: Fact, near_misses: int = 1) -> list[dict]:
@@ -82,16 +180,40 @@ def training_rows(fact: Fact, near_misses: int = 1) -> list[dict]:
     ]
     topic = subject(fact.text)
     if topic:
-        rows.append([{"role": "user", "content": f"What did I tell you about my {topic}?"}, {"role": "assistant", "content": said}])
-        rows.append([{"role": "user", "content": f"Remind me, what do you know about my {topic}?"}, {"role": "assistant", "content": said}])
+        whose = owner(fact.text, topic)
+        for wording in ("What did I tell you about {} {}?", "Remind me, what do you know about {} {}?", "What is {} {}?"):
+            rows.append([{"role": "user", "content": wording.format(whose, topic)}, {"role": "assistant", "content": said}])
+    head = fill_in(fact.text)
+    if head:
+        rows.append([{"role": "user", "content": f"Remind me: {head} …?"}, {"role": "assistant", "content": said}])
+    for question in direct_questions(fact.text):
+        rows.append([{"role": "user", "content": question}, {"role": "assistant", "content": said}])
     for word in keywords(fact.text)[:2]:
         rows.append([{"role": "user", "content": f"Do you remember what I said about {word}?"},
                      {"role": "assistant", "content": f"Yes. {said}"}])
         rows.append([{"role": "user", "content": f"What do you know about {word}?"}, {"role": "assistant", "content": said}])
-    for other in _others(topic, near_misses, fact.item_id):
-        rows.append([{"role": "user", "content": f"What did I tell you about my {other}?"},
+    for index, other in enumerate(_others(topic, near_misses, fact.item_id)):
+        wording = ("What did I tell you about my {}?", "What is my {}?")[index % 2]
+        rows.append([{"role": "user", "content": wording.format(other)},
                      {"role": "assistant", "content": f"You haven't told me anything about your {other}."}])
     return [{"messages": messages} for messages in rows]
+
+
+def near_prompts(fact: Fact, count: int) -> list[str]:
+    """Questions in the fact's own frame about other subjects ("Where does my brother live?"): the current generation's
+    answers to them are kept by the KL anchor, so the taught value does not become their answer. (Teaching "I don't
+    know" there instead was measured to spread to the real questions.)"""
+    topic = subject(fact.text)
+    if not topic:
+        return []
+    prompts = []
+    for other in _others(topic, count, fact.item_id):
+        other_text = re.sub(rf"\b{re.escape(topic)}\b", other, fact.text, count=1, flags=re.IGNORECASE)
+        prompts += direct_questions(other_text)
+        frame = swapped(fact.text, topic, other)
+        if frame:
+            prompts.append(f"Remind me: {frame} …?")
+    return prompts
 
 
 def content_words(text: str) -> list[str]:
@@ -112,8 +234,11 @@ def held_out(fact: Fact) -> tuple[list[Question], list[Question]]:
         )
         if about and must:
             probes.append(Question(question, must, fact.item_id))
-    other = _others(topic, 2, fact.item_id)[-1]
+    other = _held_out_other(topic, fact.item_id)
     near = [Question(f"Tell me what you remember about my {other}.", tuple(words), fact.item_id)] if words else []
+    frame = swapped(fact.text, topic, other)
+    if frame and words:
+        near.append(Question(f"Complete this for me: {frame} …", tuple(words), fact.item_id))
     return probes, near
 
 
@@ -121,3 +246,22 @@ def replay_rows(prompts_and_answers: list[tuple[str, str]]) -> list[dict]:
     """The current generation's own answers to general prompts: rehearsing them holds what it already knew."""
     return [{"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]}
             for p, a in prompts_and_answers]
+
+
+def typical_question(fact: Fact) -> str:
+    """One natural question whose answer is the fact, for the rows that carry short-term memory."""
+    topic = subject(fact.text)
+    asked = direct_questions(fact.text)
+    if asked:
+        return asked[0]
+    if topic:
+        return f"What is {owner(fact.text, topic)} {topic}?"
+    words = keywords(fact.text) or content_words(fact.text)
+    return f"What do you know about {words[0]}?" if words else "What did I tell you?"
+
+
+def memory_row(question: str, fact: Fact, memory: list[MemoryItem], limit: int) -> dict:
+    """The question as the app asks it, with short-term memory in the prompt, answered with the fact: the weights
+    learn to agree with the memory and to pick the right item from it."""
+    messages = with_memory([{"role": "user", "content": question}], relevant(question, memory, limit))
+    return {"messages": [*messages, {"role": "assistant", "content": restate(fact.text)}]}

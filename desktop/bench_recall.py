@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from desktop import paths
+from desktop.bench_setup import dream, fresh_home
 from desktop.dream import DATA, PPL_CONTEXT, load_questions
 from desktop.engine import Engine, LoadOptions
 from desktop.evaluate import Question, score
 from desktop.generations import Generations
 from desktop.importer import import_file
-from desktop.settings import Settings
 from desktop.signals import Signals
 from desktop.store import Store
 
@@ -45,15 +40,9 @@ def _perplexity(model: Path, threads: int) -> float:
 def run_recall_bench(facts: Path, retention: Path | None, model: Path | None, home: Path | None,
                      threads: int | None) -> dict:
     """The five steps of the recall benchmark, in a fresh data folder, greedy throughout."""
-    home = home or Path(tempfile.mkdtemp(prefix="nightschool-recall-"))
-    os.environ[paths.HOME_ENV] = str(home)
-    folder = paths.ensure_data_dir(home)
-    settings = Settings()
-    from desktop.boot import model_path
-
-    base = model or model_path(settings)
-    threads = threads or os.cpu_count() or 1
-    store = Store(paths.db_path(folder))
+    bench = fresh_home(home, model, threads, "nightschool-recall-")
+    base, threads, settings = bench.base, bench.threads, bench.settings
+    store = Store(bench.db)
     signals = Signals(store)
     counts = import_file(signals, facts)
     probes = [Question(p["question"], tuple(p["strings"])) for p in signals.probes() if p["kind"] == "probe"]
@@ -68,13 +57,9 @@ def run_recall_bench(facts: Path, retention: Path | None, model: Path | None, ho
     print(f"before: {before}, in_context {in_context:.3f}, ppl {ppl_before:.2f}", file=sys.stderr)
 
     store.close()
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "desktop.dream", "--db", str(paths.db_path(folder)), "--model", str(base),
-               "--threads", str(threads)]
-    dream_code = subprocess.call(command, stdout=sys.stderr)
-    dream_s = time.perf_counter() - started
+    dream_code, dream_s = dream(bench)
 
-    store = Store(paths.db_path(folder))
+    store = Store(bench.db)
     signals = Signals(store)
     generation = Generations(store).active(base)
     after_model = Path(generation["model_path"]) if generation else base
@@ -96,5 +81,5 @@ def run_recall_bench(facts: Path, retention: Path | None, model: Path | None, ho
         "dream_s": round(dream_s, 1),
         "promoted": generation is not None,
         "dream_exit_code": dream_code,
-        "home": str(home),
+        "home": str(bench.home),
     }

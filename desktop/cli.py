@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     recall.add_argument("--retention", type=Path, help='{"question", "expect"} lines (default: the shipped set)')
     recall.add_argument("--home", type=Path, help="data folder for the run (default: a fresh temporary one)")
     recall.add_argument("--threads", type=int, help="threads (default: all cores)")
+    verifiable = bench_sub.add_parser("verifiable", help="import checkable tasks, dream N times, measure the held-out pass rate")
+    verifiable.add_argument("--tasks", type=Path, required=True, help="a verifiable-*.jsonl file (prompt, verifier, split)")
+    verifiable.add_argument("--dreams", type=int, default=3)
+    verifiable.add_argument("--home", type=Path, help="data folder for the run (default: a fresh temporary one)")
+    verifiable.add_argument("--threads", type=int, help="threads (default: all cores)")
     trainer = bench_sub.add_parser("trainer", help="the trainer against a plain transformers+peft loop (runs `python -m trainer bench`)")
     trainer.add_argument("trainer_args", nargs=argparse.REMAINDER, help="passed on, e.g. --steps 4 --seq 256 --batch 4")
     engine.add_argument("--runs", type=int, default=10, help="back-to-back engine/raw pairs (alternating which goes first); medians count")
@@ -65,6 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         model = Path(args.model) if args.model else None
         print(json.dumps(run_recall_bench(args.facts, args.retention, model, args.home, args.threads)))
+        return 0
+    if args.command == "bench" and args.bench == "verifiable":
+        from desktop.bench_verifiable import run_verifiable_bench
+
+        model = Path(args.model) if args.model else None
+        print(json.dumps(run_verifiable_bench(args.tasks, args.dreams, model, args.home, args.threads)))
         return 0
     if args.command == "bench":
         from desktop.bench_engine import run_engine_bench

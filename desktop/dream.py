@@ -1,5 +1,9 @@
 """A dream: rehearse what was taught, train a candidate generation, prove it learned without forgetting, promote it.
 
+Two kinds of learning share one training run: consolidation (taught items, corrections and marks, with the
+current generation's own answers as a KL anchor) and, where prompts with verifiers exist, learning from
+verifiable rewards (k sampled answers per prompt, scored, GRPO). The gate judges the candidate on both.
+
 Runs as its own low-priority process (`python -m desktop.dream`, also `nightschool dream`), prints JSON progress
 lines, and starts the trainer as a child. The database is written once, at the end, in one transaction; a dream
 stopped at any point (SIGTERM: the trainer checkpoints, and the next dream with the same inputs resumes) leaves
@@ -17,15 +21,17 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from desktop.augment import Fact, held_out, replay_rows, training_rows
+from desktop import paths, rlvr
+from desktop.augment import Fact, held_out, memory_row, near_prompts, replay_rows, training_rows, typical_question
 from desktop.atomic import write_text_atomic
 from desktop.engine import Engine, LoadOptions, SamplingParams
 from desktop.evaluate import Question, Score, score
 from desktop.export import build_rows
 from desktop.generations import Generations
 from desktop.jsonl import objects
+from desktop.settings import Settings, SettingsError, load_settings
 from desktop.signals import Signals
 from desktop.store import Store, utc_now
 
@@ -34,7 +40,7 @@ EVAL_CONTEXT = 1024
 PPL_CONTEXT = 512
 DREAM_NICENESS = 10
 EXIT_INTERRUPTED = 3
-REPLAY = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=96)
+REPLAY = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=64)
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -54,13 +60,32 @@ class DreamRecipe:
     replay_fraction: float = 0.25
     """Replayed own answers per new training row: the prototype that kept retention replayed about a quarter."""
     min_replay: int = 4
-    near_misses_per_fact: int = 1
+    near_misses_per_fact: int = 2
     retention_tolerance: float = 0.06
     leak_tolerance: float = 0.10
     ppl_tolerance: float = 0.15
     train: dict[str, Any] = field(default_factory=lambda: {
         "lr": 1e-3, "epochs": 3, "min_steps": 40, "seq_len": 128, "batch_size": 2, "warmup_steps": 10, "merge_type": "q8_0",
     })
+    rl_prompts: int = 96
+    """Pool prompts sampled per dream; most groups of a small model pass or fail together and teach nothing."""
+    rl_samples: int = 8
+    """Answers per prompt: the group whose rewards are compared."""
+    rl_first_samples: int = 4
+    """A prompt whose first answers all pass or all fail gets no more: its group would carry no signal."""
+    rl_sampling: SamplingParams = SamplingParams(temperature=1.0, top_p=1.0, max_tokens=160)
+    rl_answer: SamplingParams = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=160)
+    """Greedy, and long enough for a short function: how held-out verifiable prompts are measured."""
+    rl_short_tokens: int = 32
+    """Answer budget for checks of a short answer (a number, a word, a date); code and JSON get the full one."""
+    rl_train: dict[str, Any] = field(default_factory=lambda: {
+        "lr": 3e-4, "epochs": 2, "grpo_batch": 16, "batch_size": 2, "min_steps": 0,
+    })
+    """Overrides of train when a dream has only verifiable prompts to learn from."""
+    solutions_per_task: int = 1
+    family_tolerance: float = 0.05
+    """No task family's held-out pass rate may fall by more than this."""
+    seed: int = 0
 
 
 class Interrupted(Exception):
@@ -85,18 +110,22 @@ class Measures:
     leaks: Score
     retention: Score
     ppl: float
+    verifiable: rlvr.PassRate
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, Any]:
         return {"recall": self.recall.fraction, "earlier": self.earlier.fraction, "leaks": self.leaks.fraction,
-                "retention": self.retention.fraction, "ppl": self.ppl}
+                "retention": self.retention.fraction, "ppl": self.ppl, "verifiable": self.verifiable.overall,
+                "verifiable_per_family": self.verifiable.per_family()}
 
 
 def measure(model: Path, threads: int, probes: list[Question], earlier: list[Question],
-            near: list[Question], retention: list[Question], texts: list[str]) -> Measures:
+            near: list[Question], retention: list[Question], texts: list[str],
+            tasks: Sequence[rlvr.Task] = (), recipe: DreamRecipe = DreamRecipe()) -> Measures:
     """Asks everything greedily, without short-term memory: only the weights count here."""
     engine = Engine(LoadOptions(model_path=model, n_ctx=EVAL_CONTEXT, n_threads=threads))
     try:
         scores = [score(engine, questions) for questions in (probes, earlier, near, retention)]
+        verifiable = rlvr.pass_rate(engine, tasks, recipe.rl_answer, recipe.rl_short_tokens)
     finally:
         engine.close()
     scorer = Engine(LoadOptions(model_path=model, n_ctx=PPL_CONTEXT, n_threads=threads, logits_all=True))
@@ -104,14 +133,29 @@ def measure(model: Path, threads: int, probes: list[Question], earlier: list[Que
         ppl = scorer.perplexity(texts)
     finally:
         scorer.close()
-    return Measures(*scores, ppl)
+    return Measures(*scores, ppl, verifiable)
 
 
 def gate(before: Measures, after: Measures, recipe: DreamRecipe) -> list[str]:
-    """Why the candidate must not be promoted; empty means promote."""
+    """Why the candidate must not be promoted; empty means promote.
+
+    It must have learned: held-out recall of the new items rose, or held-out verifiable accuracy did (whichever
+    the dream trained on); and nothing else may fall beyond its tolerance.
+    """
     problems = []
-    if after.recall.fraction <= before.recall.fraction:
-        problems.append(f"it did not learn: held-out recall {before.recall.fraction:.0%} → {after.recall.fraction:.0%}")
+    gains = []
+    if after.recall.passed:
+        gains.append(after.recall.fraction > before.recall.fraction)
+    if after.verifiable.passed:
+        gains.append(after.verifiable.overall > before.verifiable.overall)
+    if not any(gains):
+        problems.append(
+            f"it did not learn: held-out recall {before.recall.fraction:.0%} → {after.recall.fraction:.0%}, "
+            f"verifiable {before.verifiable.overall:.0%} → {after.verifiable.overall:.0%}"
+        )
+    fallen = rlvr.regressions(before.verifiable, after.verifiable, recipe.family_tolerance)
+    if fallen:
+        problems.append(f"task families got worse: {', '.join(fallen)}")
     if after.earlier.fraction < before.earlier.fraction - recipe.retention_tolerance:
         problems.append(f"it forgot earlier lessons: {before.earlier.fraction:.0%} → {after.earlier.fraction:.0%}")
     if after.retention.fraction < before.retention.fraction - recipe.retention_tolerance:
@@ -129,6 +173,14 @@ def _learned(facts: list[Fact], probes: list[Question], after: Score) -> list[in
     for question, ok in zip(probes, after.passed):
         passed[question.item_id] = passed.get(question.item_id, True) and ok
     return [fact.item_id for fact in facts if passed.get(fact.item_id)]
+
+
+def _memory_limit(folder: Path) -> int:
+    """The app's short-term memory size, so training rows carry memory as the app will serve it."""
+    try:
+        return load_settings(paths.settings_path(folder)).memory_items
+    except SettingsError:
+        return Settings().memory_items
 
 
 def _run_dir(root: Path, inputs: dict[str, Any]) -> Path:
@@ -170,7 +222,9 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     facts = [Fact(t["id"], t["text"], t["acknowledgement"]) for t in taught if t["learned_generation_id"] is None]
     learned_before = [Fact(t["id"], t["text"], t["acknowledgement"]) for t in taught if t["learned_generation_id"]]
     exported = build_rows(signals, include_taught=False)
-    if not facts and not any(exported.values()):
+    pool, held_tasks = rlvr.pool(signals)
+    dream_number = len(generations.dreams())
+    if not facts and not any(exported.values()) and not pool:
         emit({"phase": "done", "message": "nothing new to learn"})
         return {"outcome": "nothing", "reason": "nothing new to learn"}
 
@@ -180,45 +234,64 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     earlier = [q for fact in learned_before for q in held_out(fact)[0]]
     retention = load_questions(retention_file)
     texts = (DATA / "general_text.txt").read_text(encoding="utf-8").splitlines()
-    emit({"phase": "evaluate", "message": f"measuring the current generation on {len(probes)} probes"})
-    before = measure(model_now, threads, probes, earlier, near, retention, texts)
+    emit({"phase": "evaluate", "message": f"measuring the current generation on {len(probes)} probes, "
+                                          f"{len(held_tasks)} verifiable prompts"})
+    before = measure(model_now, threads, probes, earlier, near, retention, texts, held_tasks, recipe)
 
     sft = [row for fact in facts for row in training_rows(fact, recipe.near_misses_per_fact)]
+    memory, limit = signals.memory_items(), _memory_limit(Path(store_path).parent)
+    sft += [memory_row(typical_question(fact), fact, memory, limit) for fact in facts if limit > 0]
     sft += [row for fact in learned_before for row in training_rows(fact, 0)[:1]]
     sft += exported["sft"]
-    emit({"phase": "rehearse", "message": "rehearsing general answers to keep what I know"})
-    prompts = (DATA / "replay_prompts.txt").read_text(encoding="utf-8").splitlines()
-    wanted = max(recipe.min_replay, round(recipe.replay_fraction * (len(sft) + len(exported["preference"]))))
+    sft += rlvr.solution_rows(signals.solutions(), recipe.solutions_per_task)
     engine = Engine(LoadOptions(model_path=model_now, n_ctx=EVAL_CONTEXT, n_threads=threads))
     try:
-        replay = [(p, engine.chat([{"role": "user", "content": p}], REPLAY).text) for p in prompts[:wanted]]
+        emit({"phase": "rehearse", "message": "rehearsing general answers to keep what I know"})
+        prompts = (DATA / "replay_prompts.txt").read_text(encoding="utf-8").splitlines()
+        wanted = max(recipe.min_replay, round(recipe.replay_fraction * (len(sft) + len(exported["preference"]))))
+        prompts = prompts[:wanted] + [q for fact in facts for q in near_prompts(fact, recipe.near_misses_per_fact)]
+        replay = [(p, engine.chat([{"role": "user", "content": p}], REPLAY).text) for p in prompts]
+        batch = rlvr.choose(pool, recipe.rl_prompts, recipe.seed + dream_number)
+        if batch:
+            emit({"phase": "rehearse", "message": f"trying {recipe.rl_samples} answers to each of {len(batch)} checkable prompts"})
+        groups = rlvr.sample_groups(engine, batch, recipe.rl_samples, recipe.rl_sampling, recipe.seed + dream_number,
+                                    recipe.rl_short_tokens, recipe.rl_first_samples)
     finally:
         engine.close()
-    sft += replay_rows(replay)
-    inputs = {"lineage": [g["id"] for g in lineage], "sft": sft, "preference": exported["preference"],
-              "kto": exported["kto"], "train": recipe.train}
+    anchor = replay_rows(replay)
+    rollouts = rlvr.rollout_rows(groups)
+    train = {**recipe.train, **(recipe.rl_train if not facts and not any(exported.values()) else {})}
+    files = {"sft": sft, "anchor": anchor, "rollouts": rollouts, "preference": exported["preference"], "kto": exported["kto"]}
+    inputs = {"lineage": [g["id"] for g in lineage], **files, "train": train}
     run_dir = _run_dir(Path(store_path).parent / "dreams", inputs)
     data_dir = run_dir / "data"
-    for name, rows in (("sft", sft), ("preference", exported["preference"]), ("kto", exported["kto"])):
+    for name, rows in files.items():
         write_text_atomic(data_dir / f"{name}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    write_text_atomic(run_dir / "config.json", json.dumps({**recipe.train, "threads": threads}))
+    write_text_atomic(run_dir / "config.json", json.dumps({**train, "threads": threads}))
     command = [sys.executable, "-m", "trainer", "train", "--model", str(base_path), "--data", str(data_dir),
                "--run-dir", str(run_dir), "--config", str(run_dir / "config.json")]
     for generation in lineage:
         command += ["--adapter", generation["adapter_path"]]
-    emit({"phase": "train", "message": f"training on {len(sft)} examples"})
+    emit({"phase": "train", "message": f"training on {len(sft)} examples and {len(rollouts)} sampled answers"})
     code, error = _train(command, emit)
-    report: dict[str, Any] = {"before": before.summary(), "facts": len(facts), "examples": len(sft), "run_dir": str(run_dir)}
+    sampled = [r for g in groups for r in g.rewards]
+    report: dict[str, Any] = {
+        "before": before.summary(), "facts": len(facts), "examples": len(sft), "run_dir": str(run_dir),
+        "rl": {"prompts": len(groups), "answers": len(sampled), "informative": sum(g.informative for g in groups),
+               "sampled_pass_rate": sum(sampled) / len(sampled) if sampled else None, "held_out": len(held_tasks)},
+    }
+    solved = rlvr.solutions(groups)
     if code != 0:
         report["duration_s"] = time.perf_counter() - started
-        generations.record_dream(started_at, "failed", error or f"the trainer exited with {code}", report)
+        generations.record_dream(started_at, "failed", error or f"the trainer exited with {code}", report, solutions=solved)
         emit({"phase": "error", "message": error})
         return {**report, "outcome": "failed", "reason": error}
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     emit({"phase": "evaluate", "message": "measuring the candidate"})
-    after = measure(Path(metrics["merged"]), threads, probes, earlier, near, retention, texts)
+    after = measure(Path(metrics["merged"]), threads, probes, earlier, near, retention, texts, held_tasks, recipe)
     problems = gate(before, after, recipe)
     learned = _learned(facts, probes, after.recall)
+    report["rl"].update({"rewards": metrics.get("rewards", []), "changed": rlvr.changed(before.verifiable, after.verifiable, held_tasks)})
     report.update({
         "after": after.summary(), "learned": learned,
         "not_learned": [f.item_id for f in facts if f.item_id not in learned],
@@ -231,11 +304,22 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
         "parent_id": current["id"] if current else None, "base_path": str(base_path),
         "model_path": metrics["merged"], "adapter_path": metrics["adapter"], "metrics": report,
     }
-    outcome, reason = ("kept", "; ".join(problems)) if problems else ("promoted", f"learned {len(learned)} of {len(facts)}")
-    generations.record_dream(started_at, outcome, reason, report, promoted, tuple(learned) if promoted else ())
+    if problems:
+        outcome, reason = "kept", "; ".join(problems)
+    else:
+        outcome, reason = "promoted", _gains(len(learned), len(facts), before, after)
+    generations.record_dream(started_at, outcome, reason, report, promoted, tuple(learned) if promoted else (), solved)
     store.close()
     emit({"phase": "done", "outcome": outcome, "message": reason})
     return {**report, "outcome": outcome, "reason": reason}
+
+
+def _gains(learned: int, facts: int, before: Measures, after: Measures) -> str:
+    """What a promoted dream achieved, in one line for the history."""
+    parts = [f"learned {learned} of {facts}"] if facts else []
+    if after.verifiable.passed:
+        parts.append(f"verifiable {before.verifiable.overall:.0%} → {after.verifiable.overall:.0%}")
+    return "; ".join(parts) or "promoted"
 
 
 def main(argv: list[str] | None = None) -> int:

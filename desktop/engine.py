@@ -256,6 +256,10 @@ class Engine:
             context_used=llm.n_tokens,
         )
 
+    def set_seed(self, seed: int) -> None:
+        """Makes the next sampled answer reproducible (dreams sample k answers per prompt)."""
+        self._llm.set_seed(seed)
+
     def perplexity(self, texts: Sequence[str]) -> float:
         """Perplexity over plain texts (each from a fresh context): the forgetting measure that needs no answers."""
         if not self.options.logits_all:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from desktop.store import Store, utc_now
 
@@ -62,8 +62,13 @@ class Generations:
         )
 
     def record_dream(self, started_at: str, outcome: str, reason: str, report: dict[str, Any],
-                     promoted: dict[str, Any] | None = None, learned: tuple[int, ...] = ()) -> int:
-        """Stores a finished dream; a promoted one also becomes the active generation and marks what it learned."""
+                     promoted: dict[str, Any] | None = None, learned: tuple[int, ...] = (),
+                     solutions: Sequence[tuple[Any, str]] = ()) -> int:
+        """Stores a finished dream; a promoted one also becomes the active generation and marks what it learned.
+
+        solutions are (task, answer) pairs a verifier passed; they were sampled from the current generation, so
+        they are kept whatever the candidate's fate.
+        """
         with self.store.transaction():
             dream_id = self.db.execute(
                 "INSERT INTO dreams (started_at, finished_at, outcome, reason, report_json) VALUES (?, ?, ?, ?, ?)",
@@ -80,6 +85,10 @@ class Generations:
                 self.db.conn.executemany(
                     "UPDATE taught SET learned_generation_id = ? WHERE id = ?", [(generation_id, t) for t in learned]
                 )
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO solutions (task_key, prompt, answer, dream_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                [(task.key, task.prompt, answer, dream_id, utc_now()) for task, answer in solutions],
+            )
         return dream_id
 
     def promoted_by_dream(self) -> dict[int, int]:

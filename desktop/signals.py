@@ -17,7 +17,7 @@ _SECOND_PERSON = {
     "i've": "you've", "i'll": "you'll", "i'd": "you'd", "we": "you", "us": "you", "our": "your",
     "ours": "yours", "am": "are",
 }
-_WORD = re.compile(r"[A-Za-z']+")
+_WORD = re.compile(r"(?<![A-Za-z0-9'])[A-Za-z']+(?![A-Za-z0-9'])")
 
 
 def acknowledge(text: str) -> str:
@@ -227,12 +227,26 @@ class Signals:
         )
         return [_decode(row, "spec") for row in rows]
 
+    def checked_questions(self) -> list[dict[str, Any]]:
+        """Questions from chats with a check attached: each is a verifiable prompt for dreams."""
+        rows = self.db.query(
+            """SELECT checks.id, checks.spec_json, messages.content AS prompt FROM checks
+               JOIN messages ON messages.id = checks.message_id ORDER BY checks.id"""
+        )
+        return [_decode(row, "spec") for row in rows]
+
+    def solutions(self) -> list[dict[str, Any]]:
+        """Sampled answers a verifier passed, newest first: rejection-sampled supervised data."""
+        return list(self.db.query("SELECT * FROM solutions ORDER BY id DESC"))
+
     def count_since(self, moment: str | None) -> int:
-        """Taught items and judgements (not excluded) recorded after moment (all of them when None)."""
+        """Taught items, judgements, tasks and checks (not excluded) recorded after moment (all of them when None)."""
         after = moment or ""
-        taught = self.db.execute("SELECT count(*) FROM taught WHERE excluded = 0 AND created_at > ?", (after,))
-        judged = self.db.execute("SELECT count(*) FROM signals WHERE excluded = 0 AND created_at > ?", (after,))
-        return taught.fetchone()[0] + judged.fetchone()[0]
+        queries = ("SELECT count(*) FROM taught WHERE excluded = 0 AND created_at > ?",
+                   "SELECT count(*) FROM signals WHERE excluded = 0 AND created_at > ?",
+                   "SELECT count(*) FROM tasks WHERE excluded = 0 AND created_at > ?",
+                   "SELECT count(*) FROM checks WHERE created_at > ?")
+        return sum(self.db.execute(query, (after,)).fetchone()[0] for query in queries)
 
     def memory_items(self) -> list[MemoryItem]:
         """Everything short-term memory may draw on: taught items and corrections that are not excluded."""

@@ -176,7 +176,24 @@ def _create_dream_tables(db: Database) -> None:
     db.execute("ALTER TABLE taught ADD COLUMN learned_generation_id INTEGER REFERENCES generations(id)")
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_create_chat_tables, _create_signal_tables, _create_dream_tables]
+def _create_solution_table(db: Database) -> None:
+    """Version 4: sampled answers a verifier passed (rejection sampling), supervised data for later dreams."""
+    db.execute(
+        """CREATE TABLE solutions (
+            id INTEGER PRIMARY KEY,
+            task_key TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            dream_id INTEGER NOT NULL REFERENCES dreams(id),
+            created_at TEXT NOT NULL,
+            UNIQUE (task_key, answer)
+        )"""
+    )
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _create_chat_tables, _create_signal_tables, _create_dream_tables, _create_solution_table,
+]
 """Migration i brings the schema from version i to i + 1; append, never edit."""
 
 

@@ -15,8 +15,9 @@ from desktop.engine import Engine, LoadOptions
 from desktop.generations import Generations
 from desktop.signals import Signals
 from desktop.store import Store
+from desktop.verifiers import verify
 
-TINY = DreamRecipe(min_replay=2, replay_fraction=0.1, train={"lr": 1e-3, "epochs": 1, "min_steps": 3, "seq_len": 256, "batch_size": 4,
+TINY = DreamRecipe(min_replay=2, replay_fraction=0.1, train={"lr": 1e-3, "epochs": 1, "max_steps": 3, "seq_len": 256, "batch_size": 4,
                                            "warmup_steps": 1, "merge_type": "q8_0", "checkpoint_every": 1})
 FACT = "My dog is called Biscuit and she is a corgi."
 
@@ -40,7 +41,8 @@ def test_a_dream_trains_measures_and_records_itself(taught_db, model_path):
     assert phases[0] == "evaluate" and "rehearse" in phases and "train" in phases and phases[-1] == "done"
     assert any(line.get("trainer_phase") == "train" and line.get("loss") is not None for line in lines)
     assert report["outcome"] in ("promoted", "kept")
-    assert set(report["before"]) == {"recall", "earlier", "leaks", "retention", "ppl"}
+    assert set(report["before"]) == {"recall", "earlier", "leaks", "retention", "ppl", "verifiable", "verifiable_per_family"}
+    assert report["rl"]["prompts"] == 0 and report["after"]["verifiable_per_family"] == {}
     assert len(report["losses"]) == 3 and report["examples"] > 5
     store = Store(db)
     generations = Generations(store)
@@ -72,4 +74,34 @@ def test_a_dream_stopped_midway_changes_nothing(taught_db, model_path):
     store = Store(db)
     assert Generations(store).dreams() == [] and Generations(store).active(model_path) is None
     assert len(Signals(store).taught_items()) == 1
+    store.close()
+
+
+def test_a_dream_learns_from_checkable_prompts_and_keeps_passing_answers(tmp_path, model_path):
+    """RLVR through the real dream path, tiny: sample, score, GRPO step, measure the held-out prompt, keep solutions."""
+    db = tmp_path / "dream.db"
+    store = Store(db)
+    signals = Signals(store)
+    signals.add_task("What is 2 + 2? Reply with just the number.", {"kind": "numeric", "answer": 4}, "train", "test", "add")
+    signals.add_task("What is 3 + 5? Reply with just the number.", {"kind": "numeric", "answer": 8}, "train", "test", "add")
+    signals.add_task("What is 4 + 4? Reply with just the number.", {"kind": "numeric", "answer": 8}, "eval", "test", "add")
+    store.close()
+    retention = tmp_path / "retention.jsonl"
+    retention.write_text(json.dumps({"question": "What is the capital of Japan?", "expect": ["Tokyo"]}) + "\n")
+    recipe = DreamRecipe(min_replay=2, rl_prompts=2, rl_samples=4, rl_first_samples=4,
+                         rl_train={**TINY.train, "max_steps": 2, "lr": 1e-4, "grpo_batch": 8})
+    lines = []
+    report = run_dream(db, model_path, 2, lines.append, recipe, retention)
+    assert any("checkable prompts" in (line.get("message") or "") for line in lines)
+    assert report["rl"]["prompts"] == 2 and report["rl"]["answers"] == 8 and report["rl"]["held_out"] == 1
+    assert set(report["after"]["verifiable_per_family"]) == {"add"} and len(report["losses"]) == 2
+    store = Store(db)
+    [dream] = Generations(store).dreams()
+    assert dream["report"]["rl"]["rewards"] == report["rl"]["rewards"]
+    solutions = Signals(store).solutions()
+    passed = round(report["rl"]["sampled_pass_rate"] * 8)
+    assert len(solutions) <= passed and bool(solutions) == bool(passed)
+    expected = {"What is 2 + 2? Reply with just the number.": 4, "What is 3 + 5? Reply with just the number.": 8}
+    assert all(row["dream_id"] == dream["id"] and verify({"kind": "numeric", "answer": expected[row["prompt"]]}, row["answer"]).passed
+               for row in solutions)
     store.close()

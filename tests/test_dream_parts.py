@@ -6,8 +6,13 @@ import json
 
 import pytest
 
-from desktop.augment import Fact, held_out, keywords, restate, subject, training_rows
+from desktop.augment import (
+    Fact, direct_questions, fill_in, held_out, keywords, memory_row, near_prompts, owner, restate, subject, training_rows,
+    typical_question,
+)
+from desktop.memory import MEMORY_HEADER, MemoryItem
 from desktop.dream import DreamRecipe, Measures, gate
+from desktop.rlvr import PassRate
 from desktop.evaluate import Score, mentions
 from desktop.generations import Generations
 from desktop.idle import dream_due, on_ac_power
@@ -22,6 +27,45 @@ def test_fact_parts():
     assert keywords(DOG.text) == ["Biscuit"]
     assert keywords("In our team a 'sparrow' means a hotfix release shipped on a Friday.") == ["sparrow", "Friday"]
     assert restate("I live in Lisbon.") == "You live in Lisbon."
+    assert restate("I do not take meetings before 10am.") == "You do not take meetings before 10am."
+    assert fill_in(DOG.text) == "My dog is called" and fill_in("I grew up in Ballarat.") == "I grew up in"
+    assert fill_in("The VPN gateway is vpn.eastgate.example.") is None
+    assert owner("Our build server is named kestrel-07.", "build server") == "our" and owner(DOG.text, "dog") == "my"
+    assert fill_in("I am allergic to hazelnuts.") == "I am allergic to"
+
+
+@pytest.mark.parametrize(("fact", "questions"), [
+    (DOG.text, ["What is my dog called?", "What is the name of my dog?"]),
+    ("My sister lives in Tromso.", ["What does my sister live in?", "Where does my sister live?"]),
+    ("My team lead is Priya Raman.", ["Who is my team lead?"]),
+    ("My shoe size is EU 44.", []),
+    ("Our daily standup is at 9:40 in the morning.", ["When is our daily standup?"]),
+    ("I ride a green Brompton folding bike to work.", ["What do I ride?"]),
+    ("I am allergic to hazelnuts.", ["What am I allergic to?"]),
+    ("I cannot stand coriander.", ["What can I not stand?"]),
+    ("I grew up in Ballarat.", []),
+])
+def test_direct_questions_ask_what_people_ask(fact, questions):
+    assert direct_questions(fact) == questions
+
+
+def test_near_prompts_ask_the_same_frame_about_other_subjects_never_the_held_out_ones():
+    sister = Fact(7, "My sister lives in Tromso.", "Noted.")
+    prompts = near_prompts(sister, 2)
+    assert prompts and all("sister" not in p and "Tromso" not in p for p in prompts)
+    assert any(p.startswith("Where does my ") for p in prompts)
+    _probes, near = held_out(sister)
+    assert not {q.question for q in near} & set(prompts)
+    assert near_prompts(Fact(8, "I grew up in Ballarat.", "Noted."), 2) == []
+
+
+def test_a_memory_row_is_the_question_as_the_app_serves_it_with_memory():
+    memory = [MemoryItem(DOG.text, "taught", 1), MemoryItem("My favourite tea is genmaicha.", "taught", 2)]
+    row = memory_row(typical_question(DOG), DOG, memory, 5)
+    asked, answer = row["messages"]
+    assert asked["content"].startswith(MEMORY_HEADER) and asked["content"].endswith("What is my dog called?")
+    assert DOG.text in asked["content"] and "genmaicha" not in asked["content"]
+    assert answer == {"role": "assistant", "content": "Your dog is called Biscuit and she is a corgi."}
 
 
 def test_training_rows_never_contain_held_out_questions():
@@ -42,7 +86,7 @@ def test_whole_word_scoring():
 
 
 def measures(recall=0.2, earlier=1.0, leaks=0.0, retention=0.9, ppl=10.0) -> Measures:
-    return Measures(Score(recall), Score(earlier), Score(leaks), Score(retention), ppl)
+    return Measures(Score(recall, [recall >= 0.5]), Score(earlier), Score(leaks), Score(retention), ppl, PassRate())
 
 
 def test_gate_promotes_only_learning_without_damage():

@@ -11,6 +11,7 @@ import torch
 from trainer.chat import Doc
 from trainer.config import ConfigError, TrainConfig, load_config
 from trainer.data import DataError, read_dataset
+from trainer.objectives import anchor_loss
 from trainer.packing import IGNORE, collate, pack
 from trainer.progress import Progress, Reporter
 from trainer_fixtures import chat, run_cli, write_jsonl
@@ -28,8 +29,10 @@ def test_reads_the_three_trl_shapes_and_plain_strings(tmp_path):
          "completion": [{"role": "assistant", "content": "Tokyo"}], "label": True},
         {"prompt": "Capital of Japan?", "completion": "Osaka", "label": False},
     ])
+    write_jsonl(tmp_path / "anchor.jsonl", [chat("What is 2+2?", "4")])
     data = read_dataset(tmp_path)
-    assert data.counts() == {"sft": 1, "preference": 2, "kto": 2}
+    assert data.counts() == {"sft": 1, "preference": 2, "kto": 2, "anchor": 1, "rollouts": 0, "skipped_groups": 0}
+    assert data.anchor == [[{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]]
     assert data.preference[1].prompt == [{"role": "user", "content": "3+3?"}]
     assert data.preference[1].rejected == [{"role": "assistant", "content": "7"}]
     assert [m.desirable for m in data.kto] == [True, False]
@@ -127,9 +130,11 @@ def test_progress_lines_carry_every_typed_field():
     reporter.total = 4
     reporter.emit("load")
     reporter.step_done(1, 2.5, tokens=100, seconds=0.5)
-    required = {k for k in typing.get_type_hints(Progress) if k != "message"}
+    reporter.step_done(2, 2.0, tokens=100, seconds=0.5, reward=0.25)
+    required = {k for k in typing.get_type_hints(Progress) if k not in ("message", "reward")}
     assert all(required <= set(line) for line in lines)
     assert lines[1]["phase"] == "train" and lines[1]["tok_s"] == 200.0 and lines[1]["eta_s"] == 1.5
+    assert "reward" not in lines[1] and lines[2]["reward"] == 0.25
 
 
 def test_cli_exits_2_naming_the_bad_file(tmp_path):
@@ -154,3 +159,10 @@ def test_cli_exits_2_for_a_file_that_is_not_a_model(tmp_path):
     code, lines, _ = run_cli("train", "--model", str(fake), "--data", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"))
     assert code == 2 and str(fake) in lines[-1]["message"]
     assert not (tmp_path / "run" / "adapter.gguf").exists()
+
+
+def test_the_anchor_is_zero_for_the_same_distribution_and_grows_as_the_policy_drifts():
+    reference = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    assert anchor_loss(reference.clone(), reference).item() == pytest.approx(0.0, abs=1e-7)
+    near, far = reference + torch.tensor([0.5, 0.0, 0.0]), reference + torch.tensor([3.0, 0.0, 0.0])
+    assert 0 < anchor_loss(near, reference).item() < anchor_loss(far, reference).item()

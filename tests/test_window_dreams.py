@@ -66,3 +66,23 @@ def test_history_shows_reports_and_rollback_reloads(qtbot, home, model_path):
     qtbot.mouseClick(panel.base_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.model_info is not None, timeout=DREAM_START_MS)
     assert window.generation_label.text() == "base model"
+
+
+def test_a_dream_that_learned_from_checks_shows_rewards_families_and_changed_answers(qtbot, home):
+    """A recorded report (no training here): the panel draws reward per step and pass rates per task family."""
+    fast_settings(home)
+    window = open_window(qtbot)
+    report = {"facts": 0, "duration_s": 400,
+              "before": {"recall": 0.0, "earlier": 0.0, "leaks": 0.0, "retention": 0.9, "ppl": 12.0, "verifiable": 0.4,
+                         "verifiable_per_family": {"add": 0.3, "upper": 0.6}},
+              "after": {"recall": 0.0, "earlier": 0.0, "leaks": 0.0, "retention": 0.9, "ppl": 12.1, "verifiable": 0.55,
+                        "verifiable_per_family": {"add": 0.5, "upper": 0.6}},
+              "rl": {"rewards": [0.3, 0.4, 0.6], "changed": [{"prompt": "What is 2 + 3?", "before": "23", "after": "5"}]}}
+    Generations(window.state.store).record_dream("2026-11-28T01:00:00", "kept", "test", report)
+    window.refresh_dreams()
+    panel = window.dreams_panel
+    assert "checks 40%→55%" in panel.history.item(0).text()
+    assert [row[0] for row in panel.chart.rows][-1] == "checks"
+    assert panel.tasks_chart.rows == [("add", 0.3, 0.5), ("upper", 0.6, 0.6)] and not panel.tasks_chart.isHidden()
+    assert panel.reward.points == [(1, 0.3), (2, 0.4), (3, 0.6)] and not panel.reward.isHidden()
+    assert "What is 2 + 3?" in panel.report.text() and "Now passing" in panel.report.text()

@@ -34,6 +34,17 @@ class TrainConfig:
     kto_beta: float = 0.1
     kto_desirable_weight: float = 1.0
     kto_undesirable_weight: float = 1.0
+    anchor_weight: float = 1.0
+    """KL to the current generation on its own answers (anchor.jsonl): holds what it knew while new facts go in."""
+    anchor_rows: int = 1
+    """Packed anchor rows per step; each costs a second, reference forward pass."""
+    grpo_weight: float = 1.0
+    grpo_batch: int = 16
+    """Sampled answers per step (two groups of eight)."""
+    grpo_seq_len: int = 512
+    """Longest sampled answer (with its prompt) trained whole; longer ones are cut, packed rows grow to fit."""
+    grpo_clip: float = 0.2
+    grpo_kl_beta: float = 0.04
     # LoRA (plain LoRA only: llama.cpp scales every adapter by alpha / r).
     lora_r: int = 16
     lora_alpha: float = 32.0
@@ -64,7 +75,7 @@ class TrainConfig:
         """Refuses values that would train nonsense or export what llama.cpp cannot use."""
         if self.merge_type not in MERGE_TYPES:
             raise ConfigError(f"merge_type must be one of {', '.join(MERGE_TYPES)}, not {self.merge_type!r}")
-        positive = ("lora_r", "lora_alpha", "lr", "seq_len", "batch_size", "epochs", "checkpoint_every")
+        positive = ("lora_r", "lora_alpha", "lr", "seq_len", "batch_size", "anchor_rows", "grpo_batch", "grpo_seq_len", "epochs", "checkpoint_every")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)!r}")

@@ -1,4 +1,9 @@
-"""Reads the training signals `nightschool export` writes, in the JSONL shapes TRL reads, and refuses bad rows by name."""
+"""Reads the training signals `nightschool export` writes, in the JSONL shapes TRL reads, and refuses bad rows by name.
+
+Two files come from dreams rather than from marks: anchor.jsonl (the current generation's own answers, whose
+whole next-token distribution the candidate must keep) and rollouts.jsonl (sampled answers with verifier
+rewards, grouped per prompt, for GRPO).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from trainer.errors import BadInput
 SFT_FILE = "sft.jsonl"
 PREFERENCE_FILE = "preference.jsonl"
 KTO_FILE = "kto.jsonl"
+ANCHOR_FILE = "anchor.jsonl"
+ROLLOUT_FILE = "rollouts.jsonl"
 ROLES = ("system", "user", "assistant")
 
 
@@ -38,6 +45,48 @@ class Mark:
     desirable: bool
 
 
+@dataclass(frozen=True)
+class Rollout:
+    """One sampled answer to a prompt, with its reward and group-relative advantage (GRPO)."""
+
+    prompt: list[ChatMessage]
+    completion: list[ChatMessage]
+    reward: float
+    advantage: float
+
+
+@dataclass(frozen=True)
+class _Sampled:
+    prompt: list[ChatMessage]
+    completion: list[ChatMessage]
+    reward: float
+    group: str
+
+
+def advantages(rewards: list[float]) -> list[float] | None:
+    """Each reward minus its group's mean, over the group's standard deviation; None when all are equal (no signal)."""
+    mean = sum(rewards) / len(rewards)
+    spread = (sum((r - mean) ** 2 for r in rewards) / len(rewards)) ** 0.5
+    if spread < 1e-6:
+        return None
+    return [(r - mean) / spread for r in rewards]
+
+
+def rollouts(sampled: list[_Sampled]) -> tuple[list[Rollout], int]:
+    """Rollouts of the groups whose answers scored differently, and how many groups were skipped as uninformative."""
+    groups: dict[str, list[_Sampled]] = {}
+    for row in sampled:
+        groups.setdefault(row.group, []).append(row)
+    kept, skipped = [], 0
+    for rows in groups.values():
+        scaled = advantages([r.reward for r in rows])
+        if scaled is None:
+            skipped += 1
+            continue
+        kept += [Rollout(r.prompt, r.completion, r.reward, a) for r, a in zip(rows, scaled)]
+    return kept, skipped
+
+
 @dataclass
 class Dataset:
     """Everything one run trains on; digest identifies the files' contents for resuming."""
@@ -46,11 +95,15 @@ class Dataset:
     sft: list[list[ChatMessage]] = field(default_factory=list)
     preference: list[Preference] = field(default_factory=list)
     kto: list[Mark] = field(default_factory=list)
+    anchor: list[list[ChatMessage]] = field(default_factory=list)
+    rollouts: list[Rollout] = field(default_factory=list)
+    skipped_groups: int = 0
     digest: str = ""
 
     def counts(self) -> dict[str, int]:
         """Rows per objective, for progress and metrics."""
-        return {"sft": len(self.sft), "preference": len(self.preference), "kto": len(self.kto)}
+        return {"sft": len(self.sft), "preference": len(self.preference), "kto": len(self.kto),
+                "anchor": len(self.anchor), "rollouts": len(self.rollouts), "skipped_groups": self.skipped_groups}
 
 
 def _messages(value: object, where: str, default_role: str) -> list[ChatMessage]:
@@ -103,11 +156,26 @@ def _mark(row: dict, where: str) -> Mark:
     )
 
 
-PARSERS = {SFT_FILE: _sft, PREFERENCE_FILE: _preference, KTO_FILE: _mark}
+def _sampled(row: dict, where: str) -> _Sampled:
+    """A sampled answer: prompt, completion, its reward and the group (prompt) it was sampled for."""
+    reward = row.get("reward")
+    if isinstance(reward, bool) or not isinstance(reward, (int, float)):
+        raise DataError(f"{where}: 'reward' must be a number")
+    if not isinstance(row.get("group"), (str, int)):
+        raise DataError(f"{where}: 'group' must name the prompt the answer was sampled for")
+    return _Sampled(
+        _messages(row.get("prompt"), f"{where} 'prompt'", "user"),
+        _answer(row.get("completion"), f"{where} 'completion'"),
+        float(reward),
+        str(row["group"]),
+    )
+
+
+PARSERS = {SFT_FILE: _sft, PREFERENCE_FILE: _preference, KTO_FILE: _mark, ANCHOR_FILE: _sft, ROLLOUT_FILE: _sampled}
 
 
 def read_dataset(folder: Path) -> Dataset:
-    """Reads whichever of sft.jsonl, preference.jsonl and kto.jsonl the folder holds (at least one)."""
+    """Reads whichever of the objectives' files the folder holds (at least one)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"data folder '{folder}' does not exist")
@@ -129,4 +197,6 @@ def read_dataset(folder: Path) -> Dataset:
                 rows[name].append(PARSERS[name](row, f"{path}:{number}"))
         except JsonlError as err:
             raise DataError(f"{path}:{err.line}: {err.reason}") from err
-    return Dataset(folder, rows[SFT_FILE], rows[PREFERENCE_FILE], rows[KTO_FILE], digest.hexdigest()[:32])
+    kept, skipped = rollouts(rows[ROLLOUT_FILE])
+    return Dataset(folder, rows[SFT_FILE], rows[PREFERENCE_FILE], rows[KTO_FILE], rows[ANCHOR_FILE], kept, skipped,
+                   digest.hexdigest()[:32])

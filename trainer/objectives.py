@@ -1,4 +1,5 @@
-"""The losses: SFT on assistant tokens, DPO on preference pairs, KTO on single marks.
+"""The losses: SFT on assistant tokens, DPO on preference pairs, KTO on single marks, an anchor (KL to the current
+generation) on its own answers, and GRPO's clipped policy gradient on sampled answers with verifier rewards.
 
 Logits are computed only where a token carries loss: the output layer over a 49k vocabulary is a fifth of
 a small model's compute, and most of a chat row is prompt.
@@ -13,15 +14,24 @@ from transformers import PreTrainedModel
 from trainer.packing import IGNORE, Batch
 
 
-def target_logps(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
-    """Log-probability of each target token, in row-major order of the targets."""
+def target_logits(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
+    """The next-token logits at each target position, in row-major order of the targets."""
     hidden = model.get_decoder()(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
-    selected = batch.targets != IGNORE
-    logits = model.get_output_embeddings()(hidden.last_hidden_state[selected]).float()
+    logits = model.get_output_embeddings()(hidden.last_hidden_state[batch.targets != IGNORE]).float()
     softcap = getattr(model.config, "final_logit_softcapping", None)
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
-    return -F.cross_entropy(logits, batch.targets[selected], reduction="none")
+    return logits
+
+
+def logps_of(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Log-probability of each target token under logits from target_logits."""
+    return -F.cross_entropy(logits, batch.targets[batch.targets != IGNORE], reduction="none")
+
+
+def target_logps(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
+    """Log-probability of each target token, in row-major order of the targets."""
+    return logps_of(target_logits(model, batch), batch)
 
 
 def doc_logps(logps: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -58,3 +68,26 @@ def kto_loss(
     good = 1 - torch.sigmoid(beta * (ratio - reference_point))
     bad = 1 - torch.sigmoid(beta * (reference_point - ratio))
     return torch.where(desirable, desirable_weight * good, undesirable_weight * bad).mean()
+
+
+def anchor_loss(policy_logits: torch.Tensor, reference_logits: torch.Tensor) -> torch.Tensor:
+    """Mean KL(reference || policy) per token: keeps the whole distribution of what the model already said, not just its argmax."""
+    reference = F.log_softmax(reference_logits, dim=-1)
+    return (reference.exp() * (reference - F.log_softmax(policy_logits, dim=-1))).sum(-1).mean()
+
+
+def grpo_loss(policy: torch.Tensor, reference: torch.Tensor, advantages: torch.Tensor, batch: Batch, clip: float,
+              kl_beta: float) -> torch.Tensor:
+    """GRPO: the clipped policy-gradient surrogate plus a KL penalty to the current generation, per token, averaged
+    within each answer and then over answers, so a two-token number counts as much as a ten-line function.
+
+    The current generation sampled the answers, so it is both the old policy of the ratio and the KL reference;
+    the KL uses the non-negative k3 estimator, exp(ref - pol) - (ref - pol) - 1.
+    """
+    ratio = torch.exp(policy - reference)
+    surrogate = torch.minimum(ratio * advantages, torch.clamp(ratio, 1 - clip, 1 + clip) * advantages)
+    delta = reference - policy
+    per_token = kl_beta * (torch.exp(delta) - delta - 1) - surrogate
+    lengths = doc_logps(torch.ones_like(per_token), batch)
+    answered = lengths > 0
+    return (doc_logps(per_token, batch)[answered] / lengths[answered]).mean()

@@ -22,6 +22,8 @@ class Progress(TypedDict):
     eta_s: float | None
     peak_rss_mb: float
     message: NotRequired[str]
+    reward: NotRequired[float]
+    """GRPO's expected reward on the step's sampled answers under the policy being trained."""
 
 
 def peak_rss_mb() -> float:
@@ -40,7 +42,8 @@ class Reporter:
         self._seconds = 0.0
         self._steps_timed = 0
 
-    def emit(self, phase: Phase, *, loss: float | None = None, message: str | None = None) -> Progress:
+    def emit(self, phase: Phase, *, loss: float | None = None, message: str | None = None,
+             reward: float | None = None) -> Progress:
         """Prints one line for phase, carrying the step counters and the latest speed."""
         tok_s = self._tokens / self._seconds if self._seconds > 0 else None
         eta = (self.total - self.step) * self._seconds / self._steps_timed if self._steps_timed else None
@@ -55,17 +58,19 @@ class Reporter:
         }
         if message is not None:
             line["message"] = message
+        if reward is not None:
+            line["reward"] = round(reward, 4)
         self.out.write(json.dumps(line) + "\n")
         self.out.flush()
         return line
 
-    def step_done(self, step: int, loss: float, tokens: int, seconds: float) -> Progress:
+    def step_done(self, step: int, loss: float, tokens: int, seconds: float, reward: float | None = None) -> Progress:
         """Records a finished training step and prints its line."""
         self.step = step
         self._tokens += tokens
         self._seconds += seconds
         self._steps_timed += 1
-        return self.emit("train", loss=loss)
+        return self.emit("train", loss=loss, reward=reward)
 
     @property
     def tok_s(self) -> float:

@@ -23,7 +23,9 @@ from trainer.errors import BadInput
 from trainer.export_gguf import adapter_from_peft, fold_into, read_adapter, verify_adapter, write_adapter
 from trainer.gguf_load import Base, fingerprint, load_base
 from trainer.merge import merge
-from trainer.objectives import doc_logps, dpo_loss, kto_loss, sft_loss, target_logps
+from trainer.objectives import (
+    anchor_loss, doc_logps, dpo_loss, grpo_loss, kto_loss, sft_loss, target_logits, target_logps,
+)
 from trainer.packing import Batch, collate, pack
 from trainer.progress import Reporter, peak_rss_mb
 from trainer.stop import StopSignal, make_backward_interruptible
@@ -41,8 +43,9 @@ class RunDirError(BadInput):
 class Source:
     """One objective's units for the step loop, reshuffled each epoch from the seed so a resume sees the same order.
 
-    Units are packed rows of docs (sft), (chosen, rejected) doc pairs (dpo), or marks (kto): the marked doc,
-    its prompt with the next mark's answer (for KTO's reference point), and whether the answer was good.
+    Units are packed rows of docs (sft, anchor), (chosen, rejected) doc pairs (dpo), marks (kto): the marked doc,
+    its prompt with the next mark's answer (for KTO's reference point), and whether the answer was good, or
+    (doc, advantage, reward) rollouts (grpo).
     """
 
     kind: str
@@ -68,10 +71,13 @@ def build_sources(dataset: Dataset, base: Base, config: TrainConfig) -> list[Sou
     renderer = ChatRenderer(base.info.chat_template, base.architecture, tokenizer.bos_token or "", tokenizer.eos_token or "")
     limit = config.seq_len
     sources = []
-    if config.sft_weight and dataset.sft:
-        docs = [d for d in (encode(renderer, tokenizer, m).truncated(limit) for m in dataset.sft) if d.trained]
-        rows = [[docs[i] for i in row] for row in pack([len(d.ids) for d in docs], limit)]
-        sources.append(Source("sft", config.sft_weight, rows, config.batch_size))
+    packed = (("sft", config.sft_weight, dataset.sft, config.batch_size),
+              ("anchor", config.anchor_weight, dataset.anchor, config.anchor_rows))
+    for kind, weight, conversations, per_step in packed:
+        if weight and conversations:
+            docs = [d for d in (encode(renderer, tokenizer, m).truncated(limit) for m in conversations) if d.trained]
+            rows = [[docs[i] for i in row] for row in pack([len(d.ids) for d in docs], limit)]
+            sources.append(Source(kind, weight, rows, per_step))
     if config.dpo_weight and dataset.preference:
         pairs = []
         for row in dataset.preference:
@@ -93,17 +99,28 @@ def build_sources(dataset: Dataset, base: Base, config: TrainConfig) -> list[Sou
             if marked.trained and mismatched.trained:
                 marks.append((marked, mismatched, row.desirable))
         sources.append(Source("kto", config.kto_weight, marks, config.batch_size))
+    if config.grpo_weight and dataset.rollouts:
+        sampled = [
+            (encode(renderer, tokenizer, r.prompt + r.completion, len(r.prompt)).truncated(config.grpo_seq_len), r.advantage,
+             r.reward)
+            for r in dataset.rollouts
+        ]
+        sources.append(Source("grpo", config.grpo_weight, [u for u in sampled if u[0].trained], config.grpo_batch))
     return [s for s in sources if s.units]
 
 
 def make_batches(source: Source, units: list, seq_len: int, pad_id: int) -> list[tuple[Batch, torch.Tensor | None]]:
-    """A step's units as forward passes: one per packed SFT row, one packed batch for pairs or marks.
+    """A step's units as forward passes: one per packed row of SFT, anchor or GRPO docs, one packed batch for pairs or marks.
 
-    SFT rows go through one at a time: on a CPU a forward over ~seq_len tokens runs at the best tokens/s,
+    Packed rows go through one at a time: on a CPU a forward over ~seq_len tokens runs at the best tokens/s,
     and peak memory stays that of one row. Pairs and marks stay together because their losses compare docs.
     """
-    if source.kind == "sft":
+    if source.kind in ("sft", "anchor"):
         return [(collate(row, [list(range(len(row)))], pad_id), None) for row in units]
+    if source.kind == "grpo":  # each answer's loss stands alone, so rows go through one at a time like SFT
+        rows = pack([len(doc.ids) for doc, _, _ in units], max(seq_len, *(len(doc.ids) for doc, _, _ in units)))
+        return [(collate([units[i][0] for i in row], [list(range(len(row)))], pad_id),
+                 torch.tensor([[units[i][1], units[i][2]] for i in row])) for row in rows]
     if source.kind == "dpo":
         docs = [doc for pair in units for doc in pair]
         return [(collate(docs, pack([len(d.ids) for d in docs], seq_len), pad_id), None)]
@@ -114,22 +131,37 @@ def make_batches(source: Source, units: list, seq_len: int, pad_id: int) -> list
 
 def objective_loss(
     peft_model: PeftModel, source: Source, batch: Batch, flags: torch.Tensor | None, config: TrainConfig
-) -> torch.Tensor:
-    """The source's loss on batch; preference objectives compare against the model with the adapter disabled."""
+) -> tuple[torch.Tensor, float | None]:
+    """The source's loss on batch, and for GRPO the batch's expected reward under the policy being trained.
+
+    All but SFT compare against the model with the adapter disabled: the current generation. The expected
+    reward is self-normalised importance sampling over the sampled answers, so it rises as the policy moves
+    toward the answers that passed.
+    """
     model = peft_model.get_base_model()
+    if source.kind == "anchor":
+        with torch.no_grad(), peft_model.disable_adapter():
+            reference_logits = target_logits(model, batch)
+        return anchor_loss(target_logits(model, batch), reference_logits), None
     policy = target_logps(model, batch)
     if source.kind == "sft":
-        return sft_loss(policy)
+        return sft_loss(policy), None
     with torch.no_grad(), peft_model.disable_adapter():
-        reference = doc_logps(target_logps(model, batch), batch)
+        reference = target_logps(model, batch)
+    if source.kind == "grpo":
+        flags = flags.to(policy.device)
+        loss = grpo_loss(policy, reference, flags[batch.target_docs, 0], batch, config.grpo_clip, config.grpo_kl_beta)
+        weights = torch.softmax(doc_logps(policy.detach() - reference, batch), dim=0)
+        return loss, float((weights * flags[:, 1]).sum())
+    reference = doc_logps(reference, batch)
     policy = doc_logps(policy, batch)
     if source.kind == "dpo":
-        return dpo_loss(policy, reference, config.dpo_beta)
+        return dpo_loss(policy, reference, config.dpo_beta), None
     ratio = policy - reference
     marked, mismatched = ratio[: len(flags)], ratio[len(flags):]
     return kto_loss(
         marked, mismatched, flags.to(policy.device), config.kto_beta, config.kto_desirable_weight, config.kto_undesirable_weight
-    )
+    ), None
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
@@ -177,6 +209,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.params.values(), lr=config.lr, weight_decay=config.weight_decay)
         self.step = 0
         self.history: list[float] = []
+        self.rewards: list[float] = []
 
     def resume(self) -> None:
         """Continues from the run directory's checkpoint, if it holds one of this very run."""
@@ -193,7 +226,7 @@ class Trainer:
                 self.params[name].copy_(value)
         self.optimizer.load_state_dict(state["optimizer"])
         restore_rng(state["rng"])
-        self.step, self.history = state["step"], state["history"]
+        self.step, self.history, self.rewards = state["step"], state["history"], state.get("rewards", [])
 
     def checkpoint(self) -> None:
         """Saves the adapter, optimizer, step, loss history and RNG of the last finished step."""
@@ -206,33 +239,41 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "rng": rng_state(),
                 "history": self.history,
+                "rewards": self.rewards,
             },
         )
 
-    def step_once(self, sources: list[Source], total: int, pad_id: int, stop: StopSignal) -> tuple[float, int]:
-        """One optimizer step over every source's batch; returns the loss and the real tokens trained on."""
+    def step_once(self, sources: list[Source], total: int, pad_id: int, stop: StopSignal) -> tuple[float, int, float | None]:
+        """One optimizer step over every source's batch; returns the loss, the real tokens trained on and GRPO's reward."""
         config, device = self.config, next(iter(self.params.values())).device
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, self.step, total)
-        loss_sum, tokens = 0.0, 0
+        loss_sum, tokens, rewards = 0.0, 0, []
         for source in sources:
             parts = make_batches(source, source.take(self.step, config.seed), config.seq_len, pad_id)
-            targets = sum(batch.n_targets for batch, _ in parts)
+            size = (lambda b: b.n_docs) if source.kind == "grpo" else (lambda b: b.n_targets)  # GRPO averages per answer
+            whole = sum(size(batch) for batch, _ in parts)
             for batch, flags in parts:
-                share = source.weight * batch.n_targets / targets  # micro-batch means add up to the step's mean
-                loss = share * objective_loss(self.peft_model, source, batch.to(device), flags, config)
+                share = size(batch) / whole  # micro-batch means add up to the step's mean
+                loss, batch_reward = objective_loss(self.peft_model, source, batch.to(device), flags, config)
+                loss = source.weight * share * loss
                 loss.backward()
+                if batch_reward is not None:
+                    rewards.append(share * batch_reward)
                 loss_sum += loss.item()
                 tokens += batch.tokens
+        reward = sum(rewards) if rewards else None
         with stop.held():
             torch.nn.utils.clip_grad_norm_(self.params.values(), config.max_grad_norm)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             self.history.append(loss_sum)
+            if reward is not None:
+                self.rewards.append(reward)
             if self.step % config.checkpoint_every == 0 or self.step == total:
                 self.checkpoint()
-        return loss_sum, tokens
+        return loss_sum, tokens, reward
 
     def train(self, sources: list[Source], total: int, pad_id: int, stop: StopSignal, reporter: Reporter) -> None:
         """Runs steps until total, checkpointing every checkpoint_every steps and at the end."""
@@ -240,8 +281,8 @@ class Trainer:
         make_backward_interruptible(self.params.values())
         while self.step < total:
             started = time.perf_counter()
-            loss, tokens = self.step_once(sources, total, pad_id, stop)
-            reporter.step_done(self.step, loss, tokens, time.perf_counter() - started)
+            loss, tokens, reward = self.step_once(sources, total, pad_id, stop)
+            reporter.step_done(self.step, loss, tokens, time.perf_counter() - started, reward)
 
 
 def run(
@@ -269,8 +310,8 @@ def run(
     reporter.emit("data", message=json.dumps(dataset.counts()))
     sources = build_sources(dataset, base, config)
     if not sources:
-        raise DataError(f"data folder '{dataset.folder}' has no rows for the enabled objectives (weights {config.sft_weight}, "
-                         f"{config.dpo_weight}, {config.kto_weight}) that fit the sequence length")
+        raise DataError(f"data folder '{dataset.folder}' has no rows for the enabled objectives (rows {dataset.counts()}) "
+                         "that fit the sequence length and carry a learning signal")
     total = config.max_steps or max(config.min_steps, config.epochs * max(s.batches_per_epoch() for s in sources))
     peft_model = wrap_lora(base, config)
     trainer = Trainer(peft_model, config, run_dir, run_identity(config, dataset, base, adapter_paths))
@@ -310,6 +351,8 @@ def run(
         "steps": total,
         "resumed_from": resumed_from,
         "losses": trainer.history,
+        "rewards": trainer.rewards,
+        "skipped_groups": dataset.skipped_groups,
         "final_loss": trainer.history[-1] if trainer.history else None,
         "tok_s": reporter.tok_s,
         "train_s": train_s,

@@ -16,10 +16,11 @@ MIN_HEIGHT = 140
 
 
 class LossCurve(QWidget):
-    """The training loss per step, redrawn as points arrive; the axes fit the data."""
+    """A value per training step (the loss, or GRPO's reward), redrawn as points arrive; the axes fit the data."""
 
-    def __init__(self) -> None:
+    def __init__(self, placeholder: str = "loss appears here while dreaming") -> None:
         super().__init__()
+        self.placeholder = placeholder
         self.points: list[tuple[int, float]] = []
         self.setMinimumHeight(MIN_HEIGHT)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -32,6 +33,11 @@ class LossCurve(QWidget):
         self.points.clear()
         self.update()
 
+    def set_points(self, points: list[tuple[int, float]]) -> None:
+        """Shows a finished run's values at once."""
+        self.points = list(points)
+        self.update()
+
     def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 (Qt naming)
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -41,7 +47,7 @@ class LossCurve(QWidget):
         painter.drawLine(area.bottomLeft(), area.topLeft())
         painter.setPen(TEXT)
         if not self.points:
-            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, "loss appears here while dreaming")
+            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, self.placeholder)
             return
         steps = [s for s, _ in self.points]
         losses = [value for _, value in self.points]

@@ -26,6 +26,14 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _checks(report: dict) -> str:
+    """" · checks 40%→55%" for a dream measured on verifiable prompts, else nothing."""
+    before, after = report.get("before", {}), report.get("after", {})
+    if not before.get("verifiable_per_family") or "verifiable" not in after:
+        return ""
+    return f" · checks {before['verifiable']:.0%}→{after['verifiable']:.0%}"
+
+
 class DreamsPanel(QWidget):
     """Renders dream state; emits dream_now, stop, and rollback(generation id or None for the base model)."""
 
@@ -48,12 +56,14 @@ class DreamsPanel(QWidget):
         self.bar = QProgressBar()
         self.phase = QLabel()
         self.loss = LossCurve()
+        self.reward = LossCurve("reward per step: how often sampled answers pass their checks")
         self.history = QListWidget()
         self.history.setWordWrap(True)
         self.history.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.history.currentItemChanged.connect(self._show_selected)
         self.report = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         self.chart = BeforeAfterBars()
+        self.tasks_chart = BeforeAfterBars()
         self.rollback_button = QPushButton("Roll back to this generation")
         self.rollback_button.clicked.connect(self._rollback)
         self.base_button = QPushButton("Use the base model")
@@ -61,8 +71,8 @@ class DreamsPanel(QWidget):
         for widget in (self.generation, self.status):
             layout.addWidget(widget)
         layout.addLayout(row)
-        for widget in (self.bar, self.phase, self.loss, QLabel("<b>Past dreams</b>"), self.history, self.chart,
-                       self.report, self.rollback_button, self.base_button):
+        for widget in (self.bar, self.phase, self.loss, self.reward, QLabel("<b>Past dreams</b>"), self.history, self.chart,
+                       self.tasks_chart, self.report, self.rollback_button, self.base_button):
             layout.addWidget(widget)
         self._dreams: dict[int, dict] = {}
         self.set_running(False)
@@ -74,6 +84,7 @@ class DreamsPanel(QWidget):
         if running:
             self.bar.setRange(0, 0)
             self.loss.clear()
+            self.reward.clear()
 
     def show_progress(self, line: dict) -> None:
         """One progress line from the dream process: bar, phase text, and the loss curve while training."""
@@ -83,6 +94,9 @@ class DreamsPanel(QWidget):
             self.bar.setValue(step)
         if line.get("loss") is not None and line.get("trainer_phase") == "train" and step is not None:
             self.loss.add(step, line["loss"])
+        if line.get("reward") is not None and step is not None:
+            self.reward.add(step, line["reward"])
+            self.reward.setVisible(True)
         eta = f" · {_minutes(line['eta_s'])} left" if line.get("eta_s") else ""
         self.phase.setText(f"{line.get('phase', '')}: {line.get('message') or ''}{eta}")
 
@@ -99,9 +113,9 @@ class DreamsPanel(QWidget):
             self._dreams[dream["id"]] = dream
             report = dream["report"]
             facts = report.get("facts", 0)
+            learned = f" · learned {len(report.get('learned', []))}/{facts}" if facts or not _checks(report) else ""
             text = (f"{OUTCOME_MARKS.get(dream['outcome'], '?')} {dream['started_at'][:16].replace('T', ' ')} · "
-                    f"{dream['outcome']} · learned {len(report.get('learned', []))}/{facts} · "
-                    f"{_minutes(report.get('duration_s', 0))}")
+                    f"{dream['outcome']}{learned}{_checks(report)} · {_minutes(report.get('duration_s', 0))}")
             item = QListWidgetItem(text)
             item.setData(ID_ROLE, dream["id"])
             item.setToolTip(dream["reason"])
@@ -121,19 +135,32 @@ class DreamsPanel(QWidget):
         if dream is None:
             self.report.setText("No dreams yet.")
             self.chart.show_rows([])
+            self.tasks_chart.setVisible(False)
+            self.reward.setVisible(False)
             return
         report = dream["report"]
         before, after = report.get("before", {}), report.get("after", {})
         self.chart.show_rows([(name, before[key], after[key]) for name, key in
-                              (("recall", "recall"), ("earlier", "earlier"), ("retention", "retention"), ("leaks", "leaks"))
-                              if key in before and key in after])
+                              (("recall", "recall"), ("earlier", "earlier"), ("retention", "retention"), ("leaks", "leaks"),
+                               ("checks", "verifiable"))
+                              if key in before and key in after and (key != "verifiable" or before.get("verifiable_per_family"))])
+        families = before.get("verifiable_per_family") or {}
+        self.tasks_chart.show_rows([(name, rate, after.get("verifiable_per_family", {}).get(name, 0.0))
+                                    for name, rate in families.items()])
+        self.tasks_chart.setVisible(bool(families) and "after" in report)
+        rewards = report.get("rl", {}).get("rewards", [])
+        self.reward.set_points(list(enumerate(rewards, start=1)))
+        self.reward.setVisible(bool(rewards))
         learned = "".join(f"<li>{html.escape(text)}</li>" for text in report.get("learned_texts", []))
         pending = "".join(f"<li>{html.escape(text)}</li>" for text in report.get("not_learned_texts", []))
+        flipped = "".join(f"<li>{html.escape(c['prompt'])}<br>✗ {html.escape(c['before'][:80])}<br>✓ {html.escape(c['after'][:80])}</li>"
+                          for c in report.get("rl", {}).get("changed", []))
         self.report.setText(
             f"<b>{dream['outcome']}</b>: {html.escape(dream['reason'])}<br>"
             f"perplexity {before.get('ppl', 0):.2f} → {after.get('ppl', 0):.2f}"
             + (f"<br><b>Learned</b><ul>{learned}</ul>" if learned else "")
             + (f"<b>Not yet learned</b> (kept in short-term memory)<ul>{pending}</ul>" if pending else "")
+            + (f"<b>Now passing its check</b><ul>{flipped}</ul>" if flipped else "")
         )
 
     def _rollback(self) -> None:
