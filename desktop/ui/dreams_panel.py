@@ -160,7 +160,7 @@ class DreamsPanel(QWidget):
             f"perplexity {before.get('ppl', 0):.2f} → {after.get('ppl', 0):.2f}"
             + (f"<br><b>Learned</b><ul>{learned}</ul>" if learned else "")
             + (f"<b>Not yet learned</b> (kept in short-term memory)<ul>{pending}</ul>" if pending else "")
-            + (f"<b>Now passing its check</b><ul>{flipped}</ul>" if flipped else "")
+            + (f"<br><b>Now passing its check</b><ul>{flipped}</ul>" if flipped else "")
         )
 
     def _rollback(self) -> None:
