@@ -3,9 +3,10 @@
 The templates follow what worked in the prototypes (../shared/DESIGN.md): the teach exchange itself, a
 "what did I just tell you?" follow-up, "what did I tell you about <subject>?", a reminder, a fill-in of the
 sentence up to its first distinctive word, "do you remember what I said about <keyword>?", and the reverse
-question; answers restate the fact in the second person. Near-misses ("what is my cat?" after the dog) get an
-honest "you haven't told me", in the same shapes, so the fact does not become the answer to every question
-of that shape.
+question, and direct questions built from the sentence ("Where does my sister live?"); answers restate the
+fact in the second person. Questions about other subjects get an honest "you haven't told me" where they ask
+what was told ("what did I tell you about my cat?"); questions in the fact's own frame about other subjects
+("Where does my brother live?") are left to the KL anchor (near_prompts), which keeps the current answers.
 Held-out questions use other wordings and are never trained on: they decide whether a dream learned.
 """
 
