@@ -161,12 +161,17 @@ def _held_out_other(fact_subject: str | None, offset: int) -> str:
     return pool[(offset - 1) % len(pool)]
 
 
+def _resubject(text: str, topic: str, other: str) -> str:
+    """text with its first mention of topic replaced by other."""
+    return re.sub(rf"\b{re.escape(topic)}\b", other, text, count=1, flags=re.IGNORECASE)
+
+
 def swapped(text: str, topic: str | None, other: str) -> str | None:
     """The fill-in with another subject in the fact's own frame ("My brother lives in"): where taught answers leak."""
     head = fill_in(text)
     if not head or not topic:
         return None
-    replaced = re.sub(rf"\b{re.escape(topic)}\b", other, head, count=1, flags=re.IGNORECASE)
+    replaced = _resubject(head, topic, other)
     return replaced if replaced != head else None
 
 
@@ -209,8 +214,7 @@ def near_prompts(fact: Fact, count: int) -> list[str]:
         return []
     prompts = []
     for other in _others(topic, count, fact.item_id):
-        other_text = re.sub(rf"\b{re.escape(topic)}\b", other, fact.text, count=1, flags=re.IGNORECASE)
-        prompts += direct_questions(other_text)
+        prompts += direct_questions(_resubject(fact.text, topic, other))
         frame = swapped(fact.text, topic, other)
         if frame:
             prompts.append(f"Remind me: {frame} …?")
