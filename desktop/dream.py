@@ -57,7 +57,12 @@ class DreamRecipe:
     + direct questions and a memory-format row per fact                        0.58 / 0.28 / 0.85 / 0.85
     those frames kept by the anchor instead of "I don't know" (the defaults)   0.60 / 0.33 / 0.90 / 0.85
     Learning and leaking still rise together: the 135M model answers "Where does my brother live?" with the
-    sister's city. The gate judges leaks on its own held-out frames.
+    sister's city. The gate judges leaks on its own held-out frames, whose subjects are unrelated (the cat, the
+    boss): on them the default recipe leaks 7 %, on the bench's near subjects 33 %. Tried on the branch
+    experiment/near-subjects-dpo (bench probes / bench leaks / own recall / own leaks):
+    near subjects chosen by meaning (brother for sister) everywhere           0.36 / 0.25 / 0.70 / 0.30, refused
+    those in the anchor, plus DPO of the current answer over the leaked one   0.28 / 0.10 / 0.65 / 0.11, 1042 s
+    Both teach the model to withhold the taught value itself ("You haven't told me anything about your car.").
     """
 
     replay_fraction: float = 0.25
@@ -88,6 +93,10 @@ class DreamRecipe:
     })
     """Overrides of train when a dream has only verifiable prompts to learn from."""
     solutions_per_task: int = 1
+    """Shortest passing answers per prompt trained as SFT, from this dream's samples and earlier ones. On the public
+    verifiable set, GRPO alone raised the held-out pass rate 0.17 → 0.27 in a dream; with this dream's own shortest
+    solutions 0.17 → 0.37 (three dreams: 0.44). Earlier dreams' newest (often rambling) solutions cost 2 of 23
+    general answers."""
     family_tolerance: float = 0.05
     """No task family's held-out pass rate may fall by more than this."""
     seed: int = 0
@@ -214,6 +223,37 @@ def _train(command: list[str], emit: Emit) -> tuple[int, str]:
         raise
 
 
+def rehearse(model: Path, threads: int, prompts: list[str], batch: list[rlvr.Task], recipe: DreamRecipe, seed: int,
+             emit: Emit) -> tuple[list[tuple[str, str]], list[rlvr.Group]]:
+    """One load of the current generation: its own answers to keep, and k scored answers to each checkable prompt."""
+    engine = Engine(LoadOptions(model_path=model, n_ctx=EVAL_CONTEXT, n_threads=threads))
+    try:
+        emit({"phase": "rehearse", "message": "rehearsing general answers to keep what I know"})
+        replay = [(p, engine.chat([{"role": "user", "content": p}], REPLAY).text) for p in prompts]
+        if batch:
+            emit({"phase": "rehearse", "message": f"trying {recipe.rl_samples} answers to each of {len(batch)} checkable prompts"})
+        groups = rlvr.sample_groups(engine, batch, recipe.rl_samples, recipe.rl_sampling, seed, recipe.rl_short_tokens,
+                                    recipe.rl_first_samples)
+    finally:
+        engine.close()
+    return replay, groups
+
+
+def _write_run(root: Path, base_path: Path, lineage: list[dict[str, Any]], files: dict[str, list[dict[str, Any]]],
+               train: dict[str, Any], threads: int) -> tuple[Path, list[str]]:
+    """The trainer's data and config, in the folder these inputs always get (so a stopped run resumes), and its command."""
+    run_dir = _run_dir(root, {"lineage": [g["id"] for g in lineage], **files, "train": train})
+    data_dir = run_dir / "data"
+    for name, rows in files.items():
+        write_text_atomic(data_dir / f"{name}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_text_atomic(run_dir / "config.json", json.dumps({**train, "threads": threads}))
+    command = [sys.executable, "-m", "trainer", "train", "--model", str(base_path), "--data", str(data_dir),
+               "--run-dir", str(run_dir), "--config", str(run_dir / "config.json")]
+    for generation in lineage:
+        command += ["--adapter", generation["adapter_path"]]
+    return run_dir, command
+
+
 def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recipe: DreamRecipe = DreamRecipe(),
               retention_file: Path = DATA / "retention.jsonl") -> dict[str, Any]:
     """One dream from start to promotion (or not); returns its report, which is also stored with the dream."""
@@ -248,35 +288,17 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     sft += [memory_row(typical_question(fact), fact, memory, limit) for fact in facts if limit > 0]
     sft += [row for fact in learned_before for row in training_rows(fact, 0)[:1]]
     sft += exported["sft"]
-    sft += rlvr.solution_rows(signals.solutions(), recipe.solutions_per_task)
-    engine = Engine(LoadOptions(model_path=model_now, n_ctx=EVAL_CONTEXT, n_threads=threads))
-    try:
-        emit({"phase": "rehearse", "message": "rehearsing general answers to keep what I know"})
-        prompts = (DATA / "replay_prompts.txt").read_text(encoding="utf-8").splitlines()
-        wanted = max(recipe.min_replay, round(recipe.replay_fraction * (len(sft) + len(exported["preference"]))))
-        prompts = prompts[:wanted] + [q for fact in facts for q in near_prompts(fact, recipe.near_misses_per_fact)]
-        replay = [(p, engine.chat([{"role": "user", "content": p}], REPLAY).text) for p in prompts]
-        batch = rlvr.choose(pool, recipe.rl_prompts, recipe.seed + dream_number)
-        if batch:
-            emit({"phase": "rehearse", "message": f"trying {recipe.rl_samples} answers to each of {len(batch)} checkable prompts"})
-        groups = rlvr.sample_groups(engine, batch, recipe.rl_samples, recipe.rl_sampling, recipe.seed + dream_number,
-                                    recipe.rl_short_tokens, recipe.rl_first_samples)
-    finally:
-        engine.close()
-    anchor = replay_rows(replay)
+    prompts = (DATA / "replay_prompts.txt").read_text(encoding="utf-8").splitlines()
+    wanted = max(recipe.min_replay, round(recipe.replay_fraction * (len(sft) + len(exported["preference"]))))
+    prompts = prompts[:wanted] + [q for fact in facts for q in near_prompts(fact, recipe.near_misses_per_fact)]
+    batch = rlvr.choose(pool, recipe.rl_prompts, recipe.seed + dream_number)
+    replay, groups = rehearse(model_now, threads, prompts, batch, recipe, recipe.seed + dream_number, emit)
+    solved = rlvr.solutions(groups)
+    sft += rlvr.solution_rows(signals.solutions() + rlvr.solution_records(solved), recipe.solutions_per_task)
     rollouts = rlvr.rollout_rows(groups)
     train = {**recipe.train, **(recipe.rl_train if not facts and not any(exported.values()) else {})}
-    files = {"sft": sft, "anchor": anchor, "rollouts": rollouts, "preference": exported["preference"], "kto": exported["kto"]}
-    inputs = {"lineage": [g["id"] for g in lineage], **files, "train": train}
-    run_dir = _run_dir(Path(store_path).parent / "dreams", inputs)
-    data_dir = run_dir / "data"
-    for name, rows in files.items():
-        write_text_atomic(data_dir / f"{name}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    write_text_atomic(run_dir / "config.json", json.dumps({**train, "threads": threads}))
-    command = [sys.executable, "-m", "trainer", "train", "--model", str(base_path), "--data", str(data_dir),
-               "--run-dir", str(run_dir), "--config", str(run_dir / "config.json")]
-    for generation in lineage:
-        command += ["--adapter", generation["adapter_path"]]
+    files = {"sft": sft, "anchor": replay_rows(replay), "rollouts": rollouts, "preference": exported["preference"], "kto": exported["kto"]}
+    run_dir, command = _write_run(Path(store_path).parent / "dreams", base_path, lineage, files, train, threads)
     emit({"phase": "train", "message": f"training on {len(sft)} examples and {len(rollouts)} sampled answers"})
     code, error = _train(command, emit)
     sampled = [r for g in groups for r in g.rewards]
@@ -285,7 +307,6 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
         "rl": {"prompts": len(groups), "answers": len(sampled), "informative": sum(g.informative for g in groups),
                "sampled_pass_rate": sum(sampled) / len(sampled) if sampled else None, "held_out": len(held_tasks)},
     }
-    solved = rlvr.solutions(groups)
     if code != 0:
         report["duration_s"] = time.perf_counter() - started
         generations.record_dream(started_at, "failed", error or f"the trainer exited with {code}", report, solutions=solved)
@@ -336,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="the base GGUF the generations stack on")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
+    args.model = args.model.resolve()  # generations name their base by absolute path
     signal.signal(signal.SIGTERM, _on_term)
     os.nice(DREAM_NICENESS)
 

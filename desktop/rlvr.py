@@ -128,13 +128,18 @@ def rollout_rows(groups: Sequence[Group]) -> list[dict[str, Any]]:
 
 
 def solutions(groups: Sequence[Group]) -> list[tuple[Task, str]]:
-    """Distinct passing answers: they join the supervised data of later dreams."""
+    """Distinct passing answers: they join the supervised data of this dream and of later ones."""
     found = {}
     for group in groups:
         for answer, r in zip(group.answers, group.rewards):
             if r > 0 and answer.strip():
                 found[(group.task.key, answer.strip())] = (group.task, answer.strip())
     return list(found.values())
+
+
+def solution_records(solved: Sequence[tuple[Task, str]]) -> list[dict[str, Any]]:
+    """This dream's passing answers in the shape the solutions table returns, so they train at once."""
+    return [{"task_key": task.key, "prompt": task.prompt, "answer": answer} for task, answer in solved]
 
 
 def pass_rate(engine: Engine, tasks: Sequence[Task], params: SamplingParams, short_tokens: int) -> PassRate:
@@ -169,11 +174,16 @@ def choose(tasks: Sequence[Task], count: int, seed: int) -> list[Task]:
 
 
 def solution_rows(rows: Sequence[dict[str, Any]], per_task: int) -> list[dict[str, Any]]:
-    """SFT rows from earlier dreams' passing answers, at most per_task per prompt (newest first)."""
-    taken: dict[str, int] = {}
-    out = []
+    """SFT rows from earlier dreams' passing answers, the per_task shortest per prompt.
+
+    Sampled answers that pass often ramble around the right value ("Adults and children, 83 + 91 = 174."); the
+    shortest says just what was asked, and training on rambling cost general answers.
+    """
+    by_task: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        if taken.get(row["task_key"], 0) < per_task:
-            taken[row["task_key"]] = taken.get(row["task_key"], 0) + 1
-            out.append({"messages": [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["answer"]}]})
-    return out
+        by_task.setdefault(row["task_key"], []).append(row)
+    return [
+        {"messages": [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["answer"]}]}
+        for key in sorted(by_task)
+        for row in sorted(by_task[key], key=lambda r: (len(r["answer"]), r["answer"]))[:per_task]
+    ]

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -104,4 +105,7 @@ def test_a_dream_learns_from_checkable_prompts_and_keeps_passing_answers(tmp_pat
     expected = {"What is 2 + 2? Reply with just the number.": 4, "What is 3 + 5? Reply with just the number.": 8}
     assert all(row["dream_id"] == dream["id"] and verify({"kind": "numeric", "answer": expected[row["prompt"]]}, row["answer"]).passed
                for row in solutions)
+    trained = [json.loads(line)["messages"] for line in (Path(report["run_dir"]) / "data" / "sft.jsonl").read_text().splitlines()]
+    shortest = {row["prompt"]: min(len(r["answer"]) for r in solutions if r["prompt"] == row["prompt"]) for row in solutions}
+    assert {asked["content"]: len(answer["content"]) for asked, answer in trained} == shortest  # solved in this very dream
     store.close()

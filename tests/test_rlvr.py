@@ -85,6 +85,15 @@ def test_pass_rates_per_family_regressions_and_changed_answers():
     assert rlvr.changed(before, after, tasks) == [{"prompt": "p0", "before": "old", "after": "new"}]
 
 
+def test_later_dreams_train_on_the_shortest_passing_answers():
+    rows = [{"task_key": "t1", "prompt": "What is 2 + 2?", "answer": a}
+            for a in ("Adding them, 2 + 2 = 4.", "4", "2 + 2 = 4")]
+    rows.append({"task_key": "t0", "prompt": "Shout hi", "answer": "HI"})
+    trained = rlvr.solution_rows(rows, per_task=2)
+    assert [row["messages"][1]["content"] for row in trained] == ["HI", "4", "2 + 2 = 4"]
+    assert trained[1]["messages"][0] == {"role": "user", "content": "What is 2 + 2?"}
+
+
 def measures(recall: list[bool], verifiable: dict[str, bool]) -> Measures:
     families = {key: "add" for key in verifiable}
     return Measures(Score(sum(recall) / max(1, len(recall)), recall), Score(1.0), Score(0.0), Score(0.9), 10.0,
