@@ -247,6 +247,16 @@ def held_out(fact: Fact) -> tuple[list[Question], list[Question]]:
     return probes, near
 
 
+CORRECTION_WORDINGS = ("Quick question: {}", "{} Please answer in one sentence.")
+"""Other wordings of a corrected question; training only ever sees it as it was asked."""
+
+
+def correction_probes(question: str, corrected: str, item_id: int) -> list[Question]:
+    """Held-out wordings of a question the person corrected, answered well only with what the correction brings."""
+    must = expected(corrected, question) or tuple(w for w in content_words(corrected) if w.lower() not in question.lower())
+    return [Question(wording.format(question.strip()), must, item_id) for wording in CORRECTION_WORDINGS] if must else []
+
+
 def replay_rows(prompts_and_answers: list[tuple[str, str]]) -> list[dict]:
     """The current generation's own answers to general prompts: rehearsing them holds what it already knew."""
     return [{"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]}

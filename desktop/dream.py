@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from desktop import paths, rlvr
-from desktop.augment import Fact, held_out, memory_row, near_prompts, replay_rows, training_rows, typical_question
+from desktop.augment import (
+    Fact, correction_probes, held_out, memory_row, near_prompts, replay_rows, training_rows, typical_question,
+)
 from desktop.atomic import write_text_atomic
 from desktop.engine import Engine, LoadOptions, SamplingParams
 from desktop.evaluate import Question, Score, score
@@ -125,21 +127,24 @@ class Measures:
     retention: Score
     ppl: float
     verifiable: rlvr.PassRate
+    corrections: Score = field(default_factory=lambda: Score(0.0))
 
     def summary(self) -> dict[str, Any]:
         return {"recall": self.recall.fraction, "earlier": self.earlier.fraction, "leaks": self.leaks.fraction,
                 "retention": self.retention.fraction, "ppl": self.ppl, "verifiable": self.verifiable.overall,
-                "verifiable_per_family": self.verifiable.per_family()}
+                "verifiable_per_family": self.verifiable.per_family(), "corrections": self.corrections.fraction}
 
 
 def measure(model: Path, threads: int, probes: list[Question], earlier: list[Question],
             near: list[Question], retention: list[Question], texts: list[str],
-            tasks: Sequence[rlvr.Task] = (), recipe: DreamRecipe = DreamRecipe()) -> Measures:
+            tasks: Sequence[rlvr.Task] = (), recipe: DreamRecipe = DreamRecipe(),
+            corrections: Sequence[Question] = ()) -> Measures:
     """Asks everything greedily, without short-term memory: only the weights count here."""
     engine = Engine(LoadOptions(model_path=model, n_ctx=EVAL_CONTEXT, n_threads=threads))
     try:
         scores = [score(engine, questions) for questions in (probes, earlier, near, retention)]
         verifiable = rlvr.pass_rate(engine, tasks, recipe.rl_answer, recipe.rl_short_tokens)
+        corrected = score(engine, corrections)
     finally:
         engine.close()
     scorer = Engine(LoadOptions(model_path=model, n_ctx=PPL_CONTEXT, n_threads=threads, logits_all=True))
@@ -147,24 +152,26 @@ def measure(model: Path, threads: int, probes: list[Question], earlier: list[Que
         ppl = scorer.perplexity(texts)
     finally:
         scorer.close()
-    return Measures(*scores, ppl, verifiable)
+    return Measures(*scores, ppl, verifiable, corrected)
 
 
 def gate(before: Measures, after: Measures, recipe: DreamRecipe) -> list[str]:
     """Why the candidate must not be promoted; empty means promote.
 
-    It must have learned: held-out recall of the new items rose, or held-out verifiable accuracy did (whichever
-    the dream trained on); and nothing else may fall beyond its tolerance.
+    It must have learned: held-out recall of the new items rose, or of the corrections, or held-out verifiable
+    accuracy did (whichever the dream trained on); and nothing else may fall beyond its tolerance.
     """
     problems = []
     gains = []
-    if after.recall.passed:
-        gains.append(after.recall.fraction > before.recall.fraction)
+    for measure_before, measure_after in ((before.recall, after.recall), (before.corrections, after.corrections)):
+        if measure_after.passed:
+            gains.append(measure_after.fraction > measure_before.fraction)
     if after.verifiable.passed:
         gains.append(after.verifiable.overall > before.verifiable.overall)
     if not any(gains):
         problems.append(
             f"it did not learn: held-out recall {before.recall.fraction:.0%} → {after.recall.fraction:.0%}, "
+            f"corrections {before.corrections.fraction:.0%} → {after.corrections.fraction:.0%}, "
             f"verifiable {before.verifiable.overall:.0%} → {after.verifiable.overall:.0%}"
         )
     fallen = rlvr.regressions(before.verifiable, after.verifiable, recipe.family_tolerance)
@@ -187,6 +194,16 @@ def _learned(facts: list[Fact], probes: list[Question], after: Score) -> list[in
     for question, ok in zip(probes, after.passed):
         passed[question.item_id] = passed.get(question.item_id, True) and ok
     return [fact.item_id for fact in facts if passed.get(fact.item_id)]
+
+
+def _correction_questions(store: Store, signals: Signals) -> list[Question]:
+    """Held-out wordings of every corrected question, so a dream of corrections can show it learned them."""
+    questions = []
+    for correction in signals.corrections():
+        parent = store.message(correction["message_id"])["parent_id"]
+        if parent is not None:
+            questions += correction_probes(store.message(parent)["content"], correction["corrected"], correction["id"])
+    return questions
 
 
 def _memory_limit(folder: Path) -> int:
@@ -277,11 +294,12 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     probes = [q for fact_probes, _near in questions for q in fact_probes]
     near = [q for _probes, fact_near in questions for q in fact_near]
     earlier = [q for fact in learned_before for q in held_out(fact)[0]]
+    corrected = _correction_questions(store, signals)
     retention = load_questions(retention_file)
     texts = (DATA / "general_text.txt").read_text(encoding="utf-8").splitlines()
     emit({"phase": "evaluate", "message": f"measuring the current generation on {len(probes)} probes, "
                                           f"{len(held_tasks)} verifiable prompts"})
-    before = measure(model_now, threads, probes, earlier, near, retention, texts, held_tasks, recipe)
+    before = measure(model_now, threads, probes, earlier, near, retention, texts, held_tasks, recipe, corrected)
 
     sft = [row for fact in facts for row in training_rows(fact, recipe.near_misses_per_fact)]
     memory, limit = signals.memory_items(), _memory_limit(Path(store_path).parent)
@@ -303,7 +321,8 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     code, error = _train(command, emit)
     sampled = [r for g in groups for r in g.rewards]
     report: dict[str, Any] = {
-        "before": before.summary(), "facts": len(facts), "examples": len(sft), "run_dir": str(run_dir),
+        "before": before.summary(), "facts": len(facts), "corrections": len(corrected), "examples": len(sft),
+        "run_dir": str(run_dir),
         "rl": {"prompts": len(groups), "answers": len(sampled), "informative": sum(g.informative for g in groups),
                "sampled_pass_rate": sum(sampled) / len(sampled) if sampled else None, "held_out": len(held_tasks)},
     }
@@ -314,7 +333,7 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
         return {**report, "outcome": "failed", "reason": error}
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     emit({"phase": "evaluate", "message": "measuring the candidate"})
-    after = measure(Path(metrics["merged"]), threads, probes, earlier, near, retention, texts, held_tasks, recipe)
+    after = measure(Path(metrics["merged"]), threads, probes, earlier, near, retention, texts, held_tasks, recipe, corrected)
     problems = gate(before, after, recipe)
     learned = _learned(facts, probes, after.recall)
     report["rl"].update({"rewards": metrics.get("rewards", []), "changed": rlvr.changed(before.verifiable, after.verifiable, held_tasks)})
@@ -343,6 +362,8 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
 def _gains(learned: int, facts: int, before: Measures, after: Measures) -> str:
     """What a promoted dream achieved, in one line for the history."""
     parts = [f"learned {learned} of {facts}"] if facts else []
+    if after.corrections.passed:
+        parts.append(f"corrections {before.corrections.fraction:.0%} → {after.corrections.fraction:.0%}")
     if after.verifiable.passed:
         parts.append(f"verifiable {before.verifiable.overall:.0%} → {after.verifiable.overall:.0%}")
     return "; ".join(parts) or "promoted"

@@ -42,7 +42,8 @@ def test_a_dream_trains_measures_and_records_itself(taught_db, model_path):
     assert phases[0] == "evaluate" and "rehearse" in phases and "train" in phases and phases[-1] == "done"
     assert any(line.get("trainer_phase") == "train" and line.get("loss") is not None for line in lines)
     assert report["outcome"] in ("promoted", "kept")
-    assert set(report["before"]) == {"recall", "earlier", "leaks", "retention", "ppl", "verifiable", "verifiable_per_family"}
+    assert set(report["before"]) == {"recall", "earlier", "leaks", "retention", "ppl", "verifiable", "verifiable_per_family",
+                                     "corrections"}
     assert report["rl"]["prompts"] == 0 and report["after"]["verifiable_per_family"] == {}
     assert len(report["losses"]) == 3 and report["examples"] > 5
     store = Store(db)
@@ -76,6 +77,23 @@ def test_a_dream_stopped_midway_changes_nothing(taught_db, model_path):
     assert Generations(store).dreams() == [] and Generations(store).active(model_path) is None
     assert len(Signals(store).taught_items()) == 1
     store.close()
+
+
+def test_a_dream_of_corrections_alone_is_judged_on_other_wordings_of_the_corrected_questions(tmp_path, model_path):
+    """Before, such a dream had nothing held out to show it learned, so the gate always refused it."""
+    db = tmp_path / "dream.db"
+    store = Store(db)
+    signals = Signals(store)
+    cid = store.create_conversation()
+    question = store.add_message(cid, "user", "What is the password of our office wifi?")
+    signals.correct(store.add_message(cid, "assistant", "I don't know.", parent_id=question), "The office wifi password is Zephyrine.")
+    store.close()
+    retention = tmp_path / "retention.jsonl"
+    retention.write_text(json.dumps({"question": "What is the capital of Japan?", "expect": ["Tokyo"]}) + "\n")
+    report = run_dream(db, model_path, 2, lambda _line: None, TINY, retention)
+    assert report["before"]["corrections"] == 0.0 and "corrections" in report["after"]
+    assert report["outcome"] == "promoted" or "corrections 0% →" in report["reason"]
+    assert report["outcome"] != "promoted" or report["after"]["corrections"] > 0
 
 
 def test_a_dream_learns_from_checkable_prompts_and_keeps_passing_answers(tmp_path, model_path):

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from desktop.augment import (
-    Fact, direct_questions, fill_in, held_out, keywords, memory_row, near_prompts, owner, restate, subject, training_rows,
-    typical_question,
+    Fact, correction_probes, direct_questions, fill_in, held_out, keywords, memory_row, near_prompts, owner, restate, subject,
+    training_rows, typical_question,
 )
 from desktop.memory import MEMORY_HEADER, MemoryItem
 from desktop.dream import DreamRecipe, Measures, gate
@@ -87,6 +87,25 @@ def test_whole_word_scoring():
 
 def measures(recall=0.2, earlier=1.0, leaks=0.0, retention=0.9, ppl=10.0) -> Measures:
     return Measures(Score(recall, [recall >= 0.5]), Score(earlier), Score(leaks), Score(retention), ppl, PassRate())
+
+
+def test_a_corrected_question_is_held_out_in_other_wordings():
+    probes = correction_probes("What is the capital of Australia?", "The capital of Australia is Canberra.", 5)
+    assert len(probes) == 2 and all(p.strings == ("Canberra",) and p.item_id == 5 for p in probes)
+    assert all("What is the capital of Australia?" in p.question and p.question != "What is the capital of Australia?"
+               for p in probes)
+    assert correction_probes("Say hi", "Say hi", 1) == []
+
+
+def test_gate_promotes_a_dream_of_corrections_only_when_they_came_back():
+    recipe = DreamRecipe()
+    before = measures(recall=0.0)
+    before.recall.passed = []
+    after = measures(recall=0.0)
+    after.recall.passed = []
+    before.corrections, after.corrections = Score(0.0, [False, False]), Score(0.5, [True, False])
+    assert gate(before, after, recipe) == []
+    assert "corrections 50% → 50%" in gate(after, after, recipe)[0]
 
 
 def test_gate_promotes_only_learning_without_damage():

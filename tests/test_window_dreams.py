@@ -86,3 +86,18 @@ def test_a_dream_that_learned_from_checks_shows_rewards_families_and_changed_ans
     assert panel.tasks_chart.rows == [("add", 0.3, 0.5), ("upper", 0.6, 0.6)] and not panel.tasks_chart.isHidden()
     assert panel.reward.points == [(1, 0.3), (2, 0.4), (3, 0.6)] and not panel.reward.isHidden()
     assert "What is 2 + 3?" in panel.report.text() and "Now passing" in panel.report.text()
+
+
+def test_a_dream_of_corrections_draws_them_before_and_after(qtbot, home):
+    fast_settings(home)
+    window = open_window(qtbot)
+    measures = {"recall": 0.0, "earlier": 0.0, "leaks": 0.0, "retention": 0.9, "ppl": 12.0, "verifiable": 0.0,
+                "verifiable_per_family": {}, "corrections": 0.0}
+    generations = Generations(window.state.store)
+    generations.record_dream("2026-11-28T01:00:00", "kept", "none", {"facts": 1, "corrections": 0, "before": measures, "after": measures})
+    window.refresh_dreams()
+    assert "corrections" not in [row[0] for row in window.dreams_panel.chart.rows]
+    report = {"facts": 0, "corrections": 2, "before": measures, "after": {**measures, "corrections": 0.5}}
+    generations.record_dream("2026-11-28T02:00:00", "kept", "test", report)
+    window.refresh_dreams()
+    assert ("corrections", 0.0, 0.5) in window.dreams_panel.chart.rows

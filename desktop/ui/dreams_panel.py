@@ -140,10 +140,11 @@ class DreamsPanel(QWidget):
             return
         report = dream["report"]
         before, after = report.get("before", {}), report.get("after", {})
+        measured = {"verifiable": bool(before.get("verifiable_per_family")), "corrections": bool(report.get("corrections"))}
         self.chart.show_rows([(name, before[key], after[key]) for name, key in
                               (("recall", "recall"), ("earlier", "earlier"), ("retention", "retention"), ("leaks", "leaks"),
-                               ("checks", "verifiable"))
-                              if key in before and key in after and (key != "verifiable" or before.get("verifiable_per_family"))])
+                               ("corrections", "corrections"), ("checks", "verifiable"))
+                              if key in before and key in after and measured.get(key, True)])
         families = before.get("verifiable_per_family") or {}
         self.tasks_chart.show_rows([(name, rate, after.get("verifiable_per_family", {}).get(name, 0.0))
                                     for name, rate in families.items()])
