@@ -96,8 +96,10 @@ def test_a_dream_of_corrections_draws_them_before_and_after(qtbot, home):
     generations = Generations(window.state.store)
     generations.record_dream("2026-11-28T01:00:00", "kept", "none", {"facts": 1, "corrections": 0, "before": measures, "after": measures})
     window.refresh_dreams()
-    assert "corrections" not in [row[0] for row in window.dreams_panel.chart.rows]
+    assert "fixes" not in [row[0] for row in window.dreams_panel.chart.rows]
     report = {"facts": 0, "corrections": 2, "before": measures, "after": {**measures, "corrections": 0.5}}
     generations.record_dream("2026-11-28T02:00:00", "kept", "test", report)
     window.refresh_dreams()
-    assert ("corrections", 0.0, 0.5) in window.dreams_panel.chart.rows
+    rows = window.dreams_panel.chart.rows
+    assert ("fixes", 0.0, 0.5) in rows and "recall" not in [row[0] for row in rows]
+    assert "fixes 0%→50%" in window.dreams_panel.history.item(0).text() and "learned" not in window.dreams_panel.history.item(0).text()

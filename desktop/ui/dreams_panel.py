@@ -26,12 +26,18 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _measured(report: dict) -> dict[str, bool]:
+    """Which of a report's measures the dream had questions for (the others read 0 → 0)."""
+    return {"recall": bool(report.get("facts")), "verifiable": bool(report.get("before", {}).get("verifiable_per_family")),
+            "corrections": bool(report.get("corrections"))}
+
+
 def _checks(report: dict) -> str:
-    """" · checks 40%→55%" for a dream measured on verifiable prompts, else nothing."""
+    """" · checks 40%→55%", " · fixes 0%→100%" for a dream measured on verifiable prompts or corrections."""
     before, after = report.get("before", {}), report.get("after", {})
-    if not before.get("verifiable_per_family") or "verifiable" not in after:
-        return ""
-    return f" · checks {before['verifiable']:.0%}→{after['verifiable']:.0%}"
+    measured = _measured(report)
+    return "".join(f" · {label} {before[key]:.0%}→{after[key]:.0%}"
+                   for label, key in (("checks", "verifiable"), ("fixes", "corrections")) if measured[key] and key in after)
 
 
 class DreamsPanel(QWidget):
@@ -140,10 +146,10 @@ class DreamsPanel(QWidget):
             return
         report = dream["report"]
         before, after = report.get("before", {}), report.get("after", {})
-        measured = {"verifiable": bool(before.get("verifiable_per_family")), "corrections": bool(report.get("corrections"))}
+        measured = _measured(report)
         self.chart.show_rows([(name, before[key], after[key]) for name, key in
                               (("recall", "recall"), ("earlier", "earlier"), ("retention", "retention"), ("leaks", "leaks"),
-                               ("corrections", "corrections"), ("checks", "verifiable"))
+                               ("fixes", "corrections"), ("checks", "verifiable"))
                               if key in before and key in after and measured.get(key, True)])
         families = before.get("verifiable_per_family") or {}
         self.tasks_chart.show_rows([(name, rate, after.get("verifiable_per_family", {}).get(name, 0.0))
