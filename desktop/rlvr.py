@@ -174,7 +174,7 @@ def choose(tasks: Sequence[Task], count: int, seed: int) -> list[Task]:
 
 
 def solution_rows(rows: Sequence[dict[str, Any]], per_task: int) -> list[dict[str, Any]]:
-    """SFT rows from earlier dreams' passing answers, the per_task shortest per prompt.
+    """SFT rows from passing answers (this dream's and earlier ones'), the per_task shortest per prompt.
 
     Sampled answers that pass often ramble around the right value ("Adults and children, 83 + 91 = 174."); the
     shortest says just what was asked, and training on rambling cost general answers.

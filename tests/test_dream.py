@@ -91,9 +91,9 @@ def test_a_dream_of_corrections_alone_is_judged_on_other_wordings_of_the_correct
     retention = tmp_path / "retention.jsonl"
     retention.write_text(json.dumps({"question": "What is the capital of Japan?", "expect": ["Tokyo"]}) + "\n")
     report = run_dream(db, model_path, 2, lambda _line: None, TINY, retention)
-    assert report["before"]["corrections"] == 0.0 and "corrections" in report["after"]
-    assert report["outcome"] == "promoted" or "corrections 0% →" in report["reason"]
-    assert report["outcome"] != "promoted" or report["after"]["corrections"] > 0
+    came_back = report["after"]["corrections"]
+    assert report["before"]["corrections"] == 0.0 and came_back in (0.0, 0.5, 1.0) and report["corrections"] == 2
+    assert ("did not learn" in report["reason"]) == (came_back == 0.0)
 
 
 def test_a_dream_learns_from_checkable_prompts_and_keeps_passing_answers(tmp_path, model_path):
