@@ -32,7 +32,7 @@ def _measured(report: dict) -> dict[str, bool]:
             "corrections": bool(report.get("corrections"))}
 
 
-def _checks(report: dict) -> str:
+def _pass_rates(report: dict) -> str:
     """" · checks 40%→55%", " · fixes 0%→100%" for a dream measured on verifiable prompts or corrections."""
     before, after = report.get("before", {}), report.get("after", {})
     measured = _measured(report)
@@ -119,9 +119,10 @@ class DreamsPanel(QWidget):
             self._dreams[dream["id"]] = dream
             report = dream["report"]
             facts = report.get("facts", 0)
-            learned = f" · learned {len(report.get('learned', []))}/{facts}" if facts or not _checks(report) else ""
+            rates = _pass_rates(report)
+            learned = f" · learned {len(report.get('learned', []))}/{facts}" if facts or not rates else ""
             text = (f"{OUTCOME_MARKS.get(dream['outcome'], '?')} {dream['started_at'][:16].replace('T', ' ')} · "
-                    f"{dream['outcome']}{learned}{_checks(report)} · {_minutes(report.get('duration_s', 0))}")
+                    f"{dream['outcome']}{learned}{rates} · {_minutes(report.get('duration_s', 0))}")
             item = QListWidgetItem(text)
             item.setData(ID_ROLE, dream["id"])
             item.setToolTip(dream["reason"])
