@@ -65,6 +65,12 @@ class DreamRecipe:
     near subjects chosen by meaning (brother for sister) everywhere           0.36 / 0.25 / 0.70 / 0.30, refused
     those in the anchor, plus DPO of the current answer over the leaked one   0.28 / 0.10 / 0.65 / 0.11, 1042 s
     Both teach the model to withhold the taught value itself ("You haven't told me anything about your car.").
+    Tried on experiment/prefill-anchor (bench probes / bench leaks / public retention):
+    near frames answered from where a leak would go ("Your brother lives in …"), kept by the anchor  0.54 / 0.33 / 0.85
+    + six near subjects per fact from the model's own token embeddings, no "you haven't told me"    0.40 / 0.33 / 0.95
+    no "you haven't told me" rows alone                                                              0.63 / 0.40 / 0.90
+    A frame trained this way stops leaking (the brother no longer lives in Tromso), but the others do not, and
+    every extra near question pulls the real ones back toward the current generation's answers.
     """
 
     replay_fraction: float = 0.25
@@ -72,6 +78,10 @@ class DreamRecipe:
     min_replay: int = 24
     """At least this many answers kept by the anchor: with 4, a dream of checks and their solutions lost 2 of 23
     general answers."""
+    marks_replay: int = 80
+    """Answers kept by the anchor in a dream of corrections and marks alone (nothing taught, no checks): with 24, a
+    dream of five corrections lost 4 of 23 general answers ("The capital of India is Kolkata") and was refused; with
+    all 80 (and min_steps, not the anchor, setting its length) it lost 1 and was promoted."""
     near_misses_per_fact: int = 2
     retention_tolerance: float = 0.06
     leak_tolerance: float = 0.10
@@ -307,9 +317,10 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     sft += [row for fact in learned_before for row in training_rows(fact, 0)[:1]]
     sft += exported["sft"]
     prompts = (DATA / "replay_prompts.txt").read_text(encoding="utf-8").splitlines()
-    wanted = max(recipe.min_replay, round(recipe.replay_fraction * (len(sft) + len(exported["preference"]))))
-    prompts = prompts[:wanted] + [q for fact in facts for q in near_prompts(fact, recipe.near_misses_per_fact)]
     batch = rlvr.choose(pool, recipe.rl_prompts, recipe.seed + dream_number)
+    floor = recipe.min_replay if facts or batch else recipe.marks_replay
+    wanted = max(floor, round(recipe.replay_fraction * (len(sft) + len(exported["preference"]))))
+    prompts = prompts[:wanted] + [q for fact in facts for q in near_prompts(fact, recipe.near_misses_per_fact)]
     replay, groups = rehearse(model_now, threads, prompts, batch, recipe, recipe.seed + dream_number, emit)
     solved = rlvr.solutions(groups)
     sft += rlvr.solution_rows(signals.solutions() + rlvr.solution_records(solved), recipe.solutions_per_task)

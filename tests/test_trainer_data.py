@@ -14,6 +14,7 @@ from trainer.data import DataError, read_dataset
 from trainer.objectives import anchor_loss
 from trainer.packing import IGNORE, collate, pack
 from trainer.progress import Progress, Reporter
+from trainer.train import Source, step_count
 from trainer_fixtures import chat, run_cli, write_jsonl
 
 
@@ -166,3 +167,13 @@ def test_the_anchor_is_zero_for_the_same_distribution_and_grows_as_the_policy_dr
     assert anchor_loss(reference.clone(), reference).item() == pytest.approx(0.0, abs=1e-7)
     near, far = reference + torch.tensor([0.5, 0.0, 0.0]), reference + torch.tensor([3.0, 0.0, 0.0])
     assert 0 < anchor_loss(near, reference).item() < anchor_loss(far, reference).item()
+
+
+def test_a_handful_of_examples_gets_min_steps_while_the_anchor_cycles_and_larger_data_keeps_every_epoch():
+    anchor = Source("anchor", 1.0, [[i] for i in range(30)], 1)
+    handful, plenty = Source("sft", 1.0, [[0], [1], [2]], 2), Source("sft", 1.0, [[i] for i in range(40)], 2)
+    config = TrainConfig(epochs=3, min_steps=40)
+    assert step_count([handful, anchor], config) == 40  # not 3 epochs x 30 anchor rows
+    assert step_count([plenty, anchor], config) == 90  # 3 epochs of the anchor, which is larger than the data
+    assert step_count([plenty], config) == 60 and step_count([handful, anchor], TrainConfig(max_steps=7)) == 7
+    assert len(anchor.take(35, seed=0)) == 1  # step 35 is the anchor's second pass: it cycles

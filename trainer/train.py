@@ -109,6 +109,18 @@ def build_sources(dataset: Dataset, base: Base, config: TrainConfig) -> list[Sou
     return [s for s in sources if s.units]
 
 
+def step_count(sources: list[Source], config: TrainConfig) -> int:
+    """Steps for a run: `epochs` passes over every objective's batches, the anchor's included, except that a handful
+    of examples (fewer steps than min_steps) gets exactly min_steps with the anchor cycling alongside: a large anchor
+    pacing it repeated five corrections for 69 steps and cost general answers."""
+    if config.max_steps:
+        return config.max_steps
+    learning = [s.batches_per_epoch() for s in sources if s.kind != "anchor"]
+    if config.epochs * max(learning, default=0) < config.min_steps:
+        return config.min_steps
+    return config.epochs * max(s.batches_per_epoch() for s in sources)
+
+
 def make_batches(source: Source, units: list, seq_len: int, pad_id: int) -> list[tuple[Batch, torch.Tensor | None]]:
     """A step's units as forward passes: one per packed row of SFT, anchor or GRPO docs, one packed batch for pairs or marks.
 
@@ -312,7 +324,7 @@ def run(
     if not sources:
         raise DataError(f"data folder '{dataset.folder}' has no rows for the enabled objectives (rows {dataset.counts()}) "
                          "that fit the sequence length and carry a learning signal")
-    total = config.max_steps or max(config.min_steps, config.epochs * max(s.batches_per_epoch() for s in sources))
+    total = step_count(sources, config)
     peft_model = wrap_lora(base, config)
     trainer = Trainer(peft_model, config, run_dir, run_identity(config, dataset, base, adapter_paths))
     trainer.resume()
