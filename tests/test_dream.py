@@ -18,8 +18,9 @@ from desktop.signals import Signals
 from desktop.store import Store
 from desktop.verifiers import verify
 
-TINY = DreamRecipe(min_replay=2, marks_replay=2, replay_fraction=0.1, train={"lr": 1e-3, "epochs": 1, "max_steps": 3, "seq_len": 256, "batch_size": 4,
-                                           "warmup_steps": 1, "merge_type": "q8_0", "checkpoint_every": 1})
+TINY = DreamRecipe(min_replay=2, marks_replay=2, replay_fraction=0.1,
+                   train={"lr": 1e-3, "epochs": 1, "max_steps": 3, "seq_len": 256, "batch_size": 4, "warmup_steps": 1,
+                          "merge_type": "q8_0", "checkpoint_every": 1})
 FACT = "My dog is called Biscuit and she is a corgi."
 
 

@@ -59,7 +59,8 @@ class TrainConfig:
     max_steps: int = 0
     """0: as many steps as `epochs` passes over the largest objective's batches take."""
     min_steps: int = 0
-    """At least this many steps (cycling the data), so a handful of examples still gets enough updates."""
+    """At least this many steps (cycling the data), so a handful of examples still gets enough updates; data that
+    fills fewer gets exactly this many, however large the anchor."""
     seq_len: int = 512
     batch_size: int = 4
     """Packed rows per SFT step; pairs (DPO) or marks (KTO) per step for the others."""
