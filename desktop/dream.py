@@ -75,13 +75,13 @@ class DreamRecipe:
 
     replay_fraction: float = 0.25
     """Replayed own answers per new training row: the prototype that kept retention replayed about a quarter."""
-    min_replay: int = 24
-    """At least this many answers kept by the anchor: with 4, a dream of checks and their solutions lost 2 of 23
-    general answers."""
-    marks_replay: int = 80
-    """Answers kept by the anchor in a dream of corrections and marks alone (nothing taught, no checks): with 24, a
-    dream of five corrections lost 4 of 23 general answers ("The capital of India is Kolkata") and was refused; with
-    all 80 (and min_steps, not the anchor, setting its length) it lost 1 and was promoted."""
+    min_replay: int = 80
+    """At least this many answers kept by the anchor (all the shipped prompts) in a dream without checkable prompts:
+    with 24, a dream of five corrections lost 4 of 23 general answers ("The capital of India is Kolkata") and was
+    refused, with 80 it lost 1 and was promoted; a dream of three facts lost 2 with 24, 1 with 80."""
+    min_replay_checks: int = 24
+    """The same where checkable prompts are sampled, whose figures were measured with it: with 4, a dream of checks
+    and their solutions lost 2 of 23 general answers."""
     near_misses_per_fact: int = 2
     retention_tolerance: float = 0.06
     leak_tolerance: float = 0.10
@@ -318,7 +318,7 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     sft += exported["sft"]
     prompts = (DATA / "replay_prompts.txt").read_text(encoding="utf-8").splitlines()
     batch = rlvr.choose(pool, recipe.rl_prompts, recipe.seed + dream_number)
-    floor = recipe.min_replay if facts or batch else recipe.marks_replay
+    floor = recipe.min_replay_checks if batch else recipe.min_replay
     wanted = max(floor, round(recipe.replay_fraction * (len(sft) + len(exported["preference"]))))
     prompts = prompts[:wanted] + [q for fact in facts for q in near_prompts(fact, recipe.near_misses_per_fact)]
     replay, groups = rehearse(model_now, threads, prompts, batch, recipe, recipe.seed + dream_number, emit)

@@ -18,7 +18,7 @@ from desktop.signals import Signals
 from desktop.store import Store
 from desktop.verifiers import verify
 
-TINY = DreamRecipe(min_replay=2, marks_replay=2, replay_fraction=0.1,
+TINY = DreamRecipe(min_replay=2, min_replay_checks=2, replay_fraction=0.1,
                    train={"lr": 1e-3, "epochs": 1, "max_steps": 3, "seq_len": 256, "batch_size": 4, "warmup_steps": 1,
                           "merge_type": "q8_0", "checkpoint_every": 1})
 FACT = "My dog is called Biscuit and she is a corgi."
@@ -108,7 +108,7 @@ def test_a_dream_learns_from_checkable_prompts_and_keeps_passing_answers(tmp_pat
     store.close()
     retention = tmp_path / "retention.jsonl"
     retention.write_text(json.dumps({"question": "What is the capital of Japan?", "expect": ["Tokyo"]}) + "\n")
-    recipe = DreamRecipe(min_replay=2, rl_prompts=2, rl_samples=4, rl_first_samples=4,
+    recipe = DreamRecipe(min_replay=2, min_replay_checks=2, rl_prompts=2, rl_samples=4, rl_first_samples=4,
                          rl_train={**TINY.train, "max_steps": 2, "lr": 1e-4, "grpo_batch": 8})
     lines = []
     report = run_dream(db, model_path, 2, lines.append, recipe, retention)
