@@ -68,9 +68,10 @@ def keywords(text: str) -> list[str]:
 
 
 def expected(fact_text: str, question: str) -> tuple[str, ...]:
-    """The keywords an answer must bring that the question does not already contain."""
+    """The keywords an answer must bring that the question does not already contain; else its content words."""
     asked = question.lower()
-    return tuple(word for word in keywords(fact_text) if word.lower() not in asked)
+    return (tuple(word for word in keywords(fact_text) if word.lower() not in asked)
+            or tuple(word for word in content_words(fact_text) if word.lower() not in asked))
 
 
 def owner(text: str, topic: str) -> str:
@@ -234,9 +235,7 @@ def held_out(fact: Fact) -> tuple[list[Question], list[Question]]:
     probes = []
     for wording in ("Tell me what you remember about {}.", "What can you tell me about {}?"):
         question = wording.format(about) if about else ""
-        must = expected(fact.text, question) or tuple(
-            w for w in content_words(fact.text) if w.lower() not in question.lower()
-        )
+        must = expected(fact.text, question)
         if about and must:
             probes.append(Question(question, must, fact.item_id))
     other = _held_out_other(topic, fact.item_id)
@@ -253,7 +252,7 @@ CORRECTION_WORDINGS = ("Quick question: {}", "{} Please answer in one sentence."
 
 def correction_probes(question: str, corrected: str, item_id: int) -> list[Question]:
     """Held-out wordings of a question the person corrected, answered well only with what the correction brings."""
-    must = expected(corrected, question) or tuple(w for w in content_words(corrected) if w.lower() not in question.lower())
+    must = expected(corrected, question)
     return [Question(wording.format(question.strip()), must, item_id) for wording in CORRECTION_WORDINGS] if must else []
 
 
