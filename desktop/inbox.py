@@ -9,22 +9,21 @@ from desktop.signals import Signals
 
 
 def learning_inbox(signals: Signals) -> dict[str, Any]:
-    """Counts and item lists for the inbox panel and `nightschool inbox`."""
+    """Counts and lists for the inbox and `nightschool inbox`; excluded marks and corrections listed, uncounted."""
     rows = build_rows(signals)
-    marks = dict(signals.db.execute(
-        "SELECT value, count(*) FROM signals WHERE kind = 'mark' AND revoked_at IS NULL AND excluded = 0 GROUP BY value"
-    ).fetchall())
+    marks = signals.marks(include_excluded=True)
+    corrections = signals.corrections(include_excluded=True)
+    counted = [m["value"] for m in marks if not m["excluded"]]
     verdicts = dict(signals.db.execute(
         """SELECT value, count(*) FROM signals WHERE kind = 'verification' AND excluded = 0 GROUP BY value"""
     ).fetchall())
     taught = signals.taught_items(include_excluded=False)
-    corrections = signals.corrections()
     train_tasks = signals.tasks("train")
     counts = {
         "taught": len(taught),
-        "corrections": len(corrections),
-        "marked_correct": marks.get("correct", 0),
-        "marked_incorrect": marks.get("incorrect", 0),
+        "corrections": sum(not c["excluded"] for c in corrections),
+        "marked_correct": counted.count("correct"),
+        "marked_incorrect": counted.count("incorrect"),
         "verified_passed": verdicts.get("passed", 0),
         "verified_failed": verdicts.get("failed", 0),
         "pending_tasks": len(train_tasks),
@@ -33,4 +32,4 @@ def learning_inbox(signals: Signals) -> dict[str, Any]:
         "preference_pairs": len(rows["preference"]),
         "kto_rows": len(rows["kto"]),
     }
-    return {"counts": counts, "taught": taught, "corrections": corrections, "tasks": train_tasks}
+    return {"counts": counts, "taught": taught, "corrections": corrections, "marks": marks, "tasks": train_tasks}

@@ -83,6 +83,14 @@ class Signals:
         ))
         return _decode(rows[0], "spec", "result") if rows else None
 
+    def marks(self, include_excluded: bool = False) -> list[dict[str, Any]]:
+        """Marks that count now, each with the answer it judges."""
+        return list(self.db.query(
+            """SELECT s.*, m.content AS answer FROM signals AS s JOIN messages AS m ON m.id = s.message_id
+               WHERE s.kind = 'mark' AND s.revoked_at IS NULL AND (? OR s.excluded = 0) ORDER BY s.id""",
+            (include_excluded,),
+        ))
+
     # ---- corrections ------------------------------------------------------------------------------
 
     def correct(self, message_id: int, text: str) -> int:
@@ -106,6 +114,13 @@ class Signals:
                WHERE s.kind = 'correction' AND (? OR s.excluded = 0) ORDER BY s.id""",
             (include_excluded,),
         ))
+
+    def set_signal_excluded(self, signal_id: int, excluded: bool) -> None:
+        """A mark or correction the person no longer wants learned stays listed, but no dream trains on it."""
+        with self.store.transaction():
+            update = self.db.execute("UPDATE signals SET excluded = ? WHERE id = ?", (int(excluded), signal_id))
+        if not update.rowcount:
+            raise KeyError(f"no signal {signal_id}")
 
     # ---- checks and verification ------------------------------------------------------------------
 

@@ -57,6 +57,26 @@ def test_correction_is_a_user_written_sibling_and_keeps_the_original(signals):
     assert signals.badges(corrected)["correction_of"] == answer
 
 
+def test_excluded_marks_and_corrections_stay_listed_but_are_not_learned(signals):
+    wrong = exchange(signals, "What is 17+25?", "32")
+    signals.correct(wrong, "42")
+    good = exchange(signals, "What is 2+2?", "4")
+    mark = signals.mark(good, "correct")
+    correction = signals.corrections()[0]["id"]
+    assert len(build_rows(signals)["sft"]) == 2 and len(build_rows(signals)["preference"]) == 1
+    signals.set_signal_excluded(correction, True)
+    signals.set_signal_excluded(mark, True)
+    rows = build_rows(signals)
+    assert rows["sft"] == [] and rows["preference"] == [] and rows["kto"] == []
+    inbox = learning_inbox(signals)
+    assert inbox["counts"]["corrections"] == 0 and inbox["counts"]["marked_correct"] == 0
+    assert [c["excluded"] for c in inbox["corrections"]] == [1] and [m["answer"] for m in inbox["marks"]] == ["4"]
+    signals.set_signal_excluded(correction, False)
+    assert learning_inbox(signals)["counts"]["corrections"] == 1 and len(build_rows(signals)["preference"]) == 1
+    with pytest.raises(KeyError, match="no signal 999"):
+        signals.set_signal_excluded(999, True)
+
+
 def test_checks_attach_to_questions_and_verdicts_are_signals(signals):
     answer = exchange(signals, "What is 17+25? Answer with just the number.", "32")
     question = signals.store.message(answer)["parent_id"]

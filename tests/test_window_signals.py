@@ -62,6 +62,15 @@ def test_writing_the_right_answer_keeps_the_original(qtbot, home):
     assert window.state.store.message(original["id"])["content"] == original["content"]
     assert window.inbox_panel.counts["corrections"].text() == "1"
     assert window.inbox_panel.counts["preference_pairs"].text() == "1"
+    inbox = window.inbox_panel
+    texts = [inbox.items.item(row).text() for row in range(inbox.items.count())]
+    inbox.items.setCurrentRow(next(row for row, text in enumerate(texts) if text.startswith("Corrected")))
+    qtbot.mouseClick(inbox.exclude_button, Qt.MouseButton.LeftButton)
+    assert inbox.counts["corrections"].text() == "0" and inbox.counts["preference_pairs"].text() == "0"
+    assert inbox.items.currentItem().text().endswith("(not learned from)")
+    assert inbox.exclude_button.text() == "Learn this again"
+    qtbot.mouseClick(inbox.exclude_button, Qt.MouseButton.LeftButton)
+    assert inbox.counts["preference_pairs"].text() == "1"
 
 
 def test_teach_lists_the_item_and_the_panel_edits_excludes_deletes(qtbot, home):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFormLayout, QLabel, QListWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFormLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 ROWS = (
     ("taught", "Taught items"),
@@ -17,10 +18,14 @@ ROWS = (
     ("kto_rows", "→ single marks (KTO)"),
 )
 RECENT_SHOWN = 50
+ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class InboxPanel(QWidget):
-    """Counts as a form, then the most recent items in words."""
+    """Counts as a form, then the most recent items in words; a selected item can be kept out of the next dreams."""
+
+    exclude_requested = Signal(str, int, bool)
+    """Where the item lives ("taught" or "signal"), its id, and whether to exclude it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -34,12 +39,44 @@ class InboxPanel(QWidget):
         self.items = QListWidget()
         self.items.setWordWrap(True)
         layout.addWidget(self.items, 1)
+        self.exclude_button = QPushButton("Don't learn this")
+        self.exclude_button.setToolTip("Keeps the selected item listed, but no dream trains on it")
+        layout.addWidget(self.exclude_button)
+        self.exclude_button.clicked.connect(self._toggle_excluded)
+        self.items.currentItemChanged.connect(self._update_button)
+        self._update_button()
 
     def show_inbox(self, inbox: dict) -> None:
+        entries = [(f"Taught: {t['text']}", ("taught", t["id"], False)) for t in inbox["taught"]]
+        entries += [(f"Corrected: “{c['original'][:60]}” → “{c['corrected'][:60]}”",
+                     ("signal", c["id"], bool(c["excluded"]))) for c in inbox["corrections"]]
+        entries += [(f"Marked {m['value']}: “{m['answer'][:80]}”", ("signal", m["id"], bool(m["excluded"])))
+                    for m in inbox["marks"]]
+        entries += [(f"To practise ({t['family']}): {t['prompt'][:80]}", None) for t in inbox["tasks"]]
         for key, label in self.counts.items():
             label.setText(str(inbox["counts"][key]))
+        selected = self._selected()
         self.items.clear()
-        lines = [f"Taught: {t['text']}" for t in inbox["taught"]]
-        lines += [f"Corrected: “{c['original'][:60]}” → “{c['corrected'][:60]}”" for c in inbox["corrections"]]
-        lines += [f"To practise ({t['family']}): {t['prompt'][:80]}" for t in inbox["tasks"]]
-        self.items.addItems(lines[-RECENT_SHOWN:])
+        for text, item in entries[-RECENT_SHOWN:]:
+            entry = QListWidgetItem(text + ("   (not learned from)" if item and item[2] else ""))
+            entry.setData(ITEM_ROLE, item)
+            if item and item[2]:
+                entry.setForeground(Qt.GlobalColor.gray)
+            self.items.addItem(entry)
+            if item and selected and item[:2] == selected[:2]:
+                self.items.setCurrentItem(entry)
+        self._update_button()
+
+    def _selected(self) -> tuple[str, int, bool] | None:
+        entry = self.items.currentItem()
+        return entry.data(ITEM_ROLE) if entry else None
+
+    def _update_button(self) -> None:
+        item = self._selected()
+        self.exclude_button.setEnabled(item is not None)
+        self.exclude_button.setText("Learn this again" if item and item[2] else "Don't learn this")
+
+    def _toggle_excluded(self) -> None:
+        item = self._selected()
+        if item is not None:
+            self.exclude_requested.emit(item[0], item[1], not item[2])

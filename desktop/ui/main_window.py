@@ -208,6 +208,7 @@ class MainWindow(QMainWindow):
         self.teach_button.clicked.connect(self.teach_from_input)
         self.taught_panel.edit_requested.connect(lambda tid, text: self._signal_change(self.signals.edit_taught, tid, text))
         self.taught_panel.exclude_requested.connect(lambda tid, ex: self._signal_change(self.signals.set_taught_excluded, tid, ex))
+        self.inbox_panel.exclude_requested.connect(self._exclude_from_learning)
         self.taught_panel.delete_requested.connect(lambda tid: self._signal_change(self.signals.delete_taught, tid))
         self.dreams_panel.dream_now.connect(self.start_dream)
         self.dreams_panel.stop.connect(self.dreamer.stop)
@@ -371,6 +372,10 @@ class MainWindow(QMainWindow):
         change(*args)
         self.refresh_signals()
         self.refresh_chat()
+
+    def _exclude_from_learning(self, where: str, item_id: int, excluded: bool) -> None:
+        change = self.signals.set_taught_excluded if where == "taught" else self.signals.set_signal_excluded
+        self._signal_change(change, item_id, excluded)
 
     def set_mark(self, message_id: int, value: str | None, reason: str = "") -> None:
         """✓ / ✗ on an answer; None undoes the mark (its history is kept)."""
