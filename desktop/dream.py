@@ -118,6 +118,7 @@ class DreamRecipe:
     family_tolerance: float = 0.05
     """No task family's held-out pass rate may fall by more than this."""
     seed: int = 0
+    """The trainer's seed; each dream after a refused one adds one, so "Dream now" on the same signals tries anew."""
 
 
 class Interrupted(Exception):
@@ -256,6 +257,13 @@ def _train(command: list[str], emit: Emit) -> tuple[int, str]:
         raise
 
 
+def _free_space(run_dir: Path, promoted: bool) -> None:
+    """A recorded run is never resumed (a try after a refusal trains with another seed): its checkpoint goes, and so
+    do the weights of a candidate that was not promoted (about 200 MB with the default model)."""
+    for name in ("checkpoint.pt",) if promoted else ("checkpoint.pt", "adapter.gguf", "merged.gguf"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def rehearse(model: Path, threads: int, prompts: list[str], batch: list[rlvr.Task], recipe: DreamRecipe, seed: int,
              emit: Emit) -> tuple[list[tuple[str, str]], list[rlvr.Group]]:
     """One load of the current generation: its own answers to keep, and k scored answers to each checkable prompt."""
@@ -331,7 +339,8 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     solved = rlvr.solutions(groups)
     sft += rlvr.solution_rows(signals.solutions() + rlvr.solution_records(solved), recipe.solutions_per_task)
     rollouts = rlvr.rollout_rows(groups)
-    train = {**recipe.train, **(recipe.rl_train if not facts and not any(exported.values()) else {})}
+    train = {**recipe.train, **(recipe.rl_train if not facts and not any(exported.values()) else {}),
+             "seed": recipe.seed + generations.retries()}
     files = {"sft": sft, "anchor": replay_rows(replay), "rollouts": rollouts, "preference": exported["preference"], "kto": exported["kto"]}
     run_dir, command = _write_run(Path(store_path).parent / "dreams", base_path, lineage, files, train, threads)
     emit({"phase": "train", "message": f"training on {len(sft)} examples and {len(rollouts)} sampled answers"})
@@ -346,6 +355,7 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     if code != 0:
         report["duration_s"] = time.perf_counter() - started
         generations.record_dream(started_at, "failed", error or f"the trainer exited with {code}", report, solutions=solved)
+        _free_space(run_dir, promoted=False)
         emit({"phase": "error", "message": error})
         return {**report, "outcome": "failed", "reason": error}
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
@@ -371,6 +381,7 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     else:
         outcome, reason = "promoted", _gains(len(learned), len(facts), before, after)
     generations.record_dream(started_at, outcome, reason, report, promoted, tuple(learned) if promoted else (), solved)
+    _free_space(run_dir, promoted is not None)
     store.close()
     emit({"phase": "done", "outcome": outcome, "message": reason})
     return {**report, "outcome": outcome, "reason": reason}

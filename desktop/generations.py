@@ -99,6 +99,11 @@ class Generations:
         """When the latest dream started: newer signals are what the next idle dream is for."""
         return self.db.execute("SELECT max(started_at) FROM dreams").fetchone()[0]
 
+    def retries(self) -> int:
+        """Dreams since the last promotion: a retry on the same signals must train differently, or it repeats itself."""
+        outcomes = [row[0] for row in self.db.execute("SELECT outcome FROM dreams ORDER BY id DESC")]
+        return next((n for n, outcome in enumerate(outcomes) if outcome == "promoted"), len(outcomes))
+
     def dreams(self) -> list[dict[str, Any]]:
         """Every dream, newest first, with its report decoded."""
         rows = list(self.db.query("SELECT * FROM dreams ORDER BY id DESC"))

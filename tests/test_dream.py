@@ -47,11 +47,15 @@ def test_a_dream_trains_measures_and_records_itself(taught_db, model_path):
                                      "corrections"}
     assert report["rl"]["prompts"] == 0 and report["after"]["verifiable_per_family"] == {}
     assert len(report["losses"]) == 3 and report["examples"] > 5
+    run_dir = Path(report["run_dir"])
+    assert json.loads((run_dir / "config.json").read_text())["seed"] == TINY.seed
     store = Store(db)
     generations = Generations(store)
     [dream] = generations.dreams()
     assert dream["outcome"] == report["outcome"] and dream["report"]["after"] == report["after"]
     active = generations.active(model_path)
+    assert not (run_dir / "checkpoint.pt").exists() and (run_dir / "metrics.json").exists()
+    assert (run_dir / "merged.gguf").exists() == (report["outcome"] == "promoted")
     if report["outcome"] == "promoted":
         assert active is not None and active["adapter_path"].endswith("adapter.gguf")
         engine = Engine(LoadOptions(model_path=active["model_path"], n_ctx=512, n_threads=2))

@@ -145,10 +145,12 @@ def test_generations_record_activate_and_roll_back(tmp_path):
     store = Store(tmp_path / "g.db")
     generations = Generations(store)
     base = tmp_path / "base.gguf"
-    assert generations.active(base) is None
+    assert generations.active(base) is None and generations.retries() == 0
     kept = generations.record_dream("2026-01-01", "kept", "did not learn", {"facts": 1})
+    assert generations.retries() == 1
     promoted = {"parent_id": None, "base_path": str(base), "model_path": "m1.gguf", "adapter_path": "a1.gguf", "metrics": {}}
     generations.record_dream("2026-01-02", "promoted", "learned 1 of 1", {"facts": 1}, promoted)
+    assert generations.retries() == 0
     first = generations.active(base)
     assert first["model_path"] == "m1.gguf"
     second = {**promoted, "parent_id": first["id"], "model_path": "m2.gguf", "adapter_path": "a2.gguf"}
@@ -159,11 +161,14 @@ def test_generations_record_activate_and_roll_back(tmp_path):
     generations.activate(None)
     assert generations.active(base) is None
     assert generations.active(tmp_path / "other.gguf") is None
-    assert [d["outcome"] for d in generations.dreams()] == ["promoted", "promoted", "kept"]
+    generations.record_dream("2026-01-04", "failed", "the trainer exited with 1", {"facts": 1})
+    generations.record_dream("2026-01-05", "kept", "it forgot", {"facts": 1})
+    assert generations.retries() == 2
+    assert [d["outcome"] for d in generations.dreams()] == ["kept", "failed", "promoted", "promoted", "kept"]
     assert kept not in generations.promoted_by_dream() and len(generations.promoted_by_dream()) == 2
     with pytest.raises(KeyError):
         generations.activate(99)
-    assert generations.last_dream_at() == "2026-01-03"
+    assert generations.last_dream_at() == "2026-01-05"
 
 
 def test_only_signals_newer_than_the_last_dream_count(tmp_path):

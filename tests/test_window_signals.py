@@ -47,7 +47,7 @@ def test_keyboard_shortcuts_mark_the_last_answer(qtbot, home):
     assert last_answer(window).editor is not None
 
 
-def test_writing_the_right_answer_keeps_the_original(qtbot, home):
+def test_writing_the_right_answer_keeps_the_original_and_can_be_kept_out_of_dreams(qtbot, home):
     fast_settings(home)
     window = open_window(qtbot)
     ask(qtbot, window, "What is 17+25?")
