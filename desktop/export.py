@@ -26,10 +26,8 @@ def _judgements(signals: Signals) -> dict[int, bool]:
         for mid, latest in verdicts.items()
         if any(value in ("passed", "failed") for value in latest.values())
     }
-    for row in signals.db.query(
-        "SELECT message_id, value FROM signals WHERE kind = 'mark' AND revoked_at IS NULL AND excluded = 0"
-    ):
-        judged[row["message_id"]] = row["value"] == "correct"
+    for mark in signals.marks():
+        judged[mark["message_id"]] = mark["value"] == "correct"
     return judged
 
 
