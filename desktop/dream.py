@@ -71,9 +71,9 @@ class DreamRecipe:
     no "you haven't told me" rows alone                                                              0.63 / 0.40 / 0.90
     A frame trained this way stops leaking (the brother no longer lives in Tromso), but the others do not, and
     every extra near question pulls the real ones back toward the current generation's answers.
-    The LoRA's shape and the anchor, on experiment/lora-shape and experiment/more-anchor (same columns; one run each,
-    and repeated runs of one recipe differ by a few probes):
-    LoRA on the MLP projections only                                                                0.50 / 0.33 / 0.80
+    The LoRA's shape and the anchor (same columns; one run each, and repeated runs of one recipe differ by a few
+    probes; rank 64 on experiment/lora-shape, the larger anchor on experiment/more-anchor):
+    LoRA on the MLP projections only (target_modules gate_proj, up_proj, down_proj)                 0.50 / 0.33 / 0.80
     rank 64, alpha 128 (general answers 100 % → 87 %, refused)                                       0.65 / 0.30 / 0.85
     + anchor weight 2 (refused the same way)                                                        0.56 / 0.25 / 0.80
     80 more general prompts in the anchor, which then paces the dream (444 steps)                   0.63 / 0.33 / 0.80
