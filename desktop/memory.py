@@ -18,6 +18,7 @@ STOPWORDS = frozenset(
 )
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 MEMORY_HEADER = "Things I told you earlier (use them if they help):"
+MIN_STEM = 3
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,21 @@ class MemoryItem:
     source_id: int
 
 
+def stem(word: str) -> str:
+    """A crude stem, the same for every form, so "builds" meets "build" and "climbing" meets "climb"."""
+    if word.endswith("s") and not word.endswith("ss") and len(word) > MIN_STEM:
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= MIN_STEM:
+            word = word[: -len(suffix)]
+            break
+    return word.removesuffix("e") if len(word) > MIN_STEM else word
+
+
 def words(text: str) -> list[str]:
-    """Content words, lower-cased, without the possessive 's (so "dog's" meets "dog")."""
+    """Stems of the content words, lower-cased, without the possessive 's (so "dog's" meets "dog")."""
     found = (w.removesuffix("'s") for w in _WORD.findall(text.lower()))
-    return [w for w in found if w not in STOPWORDS]
+    return [stem(w) for w in found if w not in STOPWORDS]
 
 
 def relevant(question: str, items: Sequence[MemoryItem], limit: int) -> list[MemoryItem]:

@@ -20,6 +20,14 @@ def test_words_drop_stopwords_and_possessives():
     assert words("What is my dog's name?") == ["dog"]
 
 
+def test_every_form_of_a_word_meets_the_others():
+    assert words("Which machine runs our builds?") == words("machine run our build")
+    assert len({*words("climb climbing climbs"), *words("meeting meetings")}) == 2
+    assert words("glasses across") == ["glass", "across"]
+    building = MemoryItem("Our build server is named kestrel-07.", "taught", 4)
+    assert relevant("Which machine runs our builds?", [*FACTS, building], 1) == [building]
+
+
 def test_the_most_relevant_item_comes_first_and_unrelated_ones_stay_out():
     assert relevant("What breed is my dog?", FACTS, 2) == [FACTS[0]]
     assert relevant("Which tea do I like best?", FACTS, 5)[0] == FACTS[1]
