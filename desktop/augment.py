@@ -4,8 +4,8 @@ The templates follow what worked in the prototypes (../shared/DESIGN.md): the te
 "what did I just tell you?" follow-up, "what did I tell you about <subject>?", a reminder, a fill-in of the
 sentence up to its first distinctive word, "do you remember what I said about <keyword>?", and the reverse
 question, and direct questions built from the sentence ("Where does my sister live?"); answers restate the
-fact in the second person. Questions about other subjects get an honest "you haven't told me" where they ask
-what was told ("what did I tell you about my cat?"); questions in the fact's own frame about other subjects
+fact in the second person. Questions about subjects nothing taught mentions get an honest "you haven't told me" where
+they ask what was told ("what did I tell you about my cat?"); questions in the fact's own frame about other subjects
 ("Where does my brother live?") are left to the KL anchor (near_prompts), which keeps the current answers.
 Held-out questions use other wordings and are never trained on: they decide whether a dream learned.
 """
@@ -13,14 +13,15 @@ Held-out questions use other wordings and are never trained on: they decide whet
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from desktop.evaluate import Question
+from desktop.evaluate import Question, mentions
 from desktop.memory import STOPWORDS, MemoryItem, relevant, with_memory
 from desktop.signals import acknowledge
 
 _SUBJECT = re.compile(
-    r"\b(?:my|our)\s+((?:[a-z-]+\s+){0,2}?[a-z-]+?)(?:'s)?\s+(?:is|are|was|were|has|have|had|[a-z]+s)\b",
+    r"\b(?:my|our)\s+((?:[a-z-]+(?:'s)?\s+){0,2}?[a-z-]+?)(?:'s)?\s+(?:is|are|was|were|has|have|had|[a-z]+s)\b",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
@@ -31,7 +32,13 @@ MIN_FILL_IN_WORDS = 3
 NAMING_VERBS = ("called", "named", "codenamed")
 ARTICLES = ("a", "an", "the")
 PAST_TENSE = re.compile(r"(?:ed|grew|went|was|were|had|made|took|got|came|saw|left|met|bought|began|wrote)$", re.IGNORECASE)
-OTHER_SUBJECTS = ("cat", "neighbour", "best friend", "boss", "brother", "car", "sister", "doctor", "colleague", "favourite film")
+IRREGULAR_PAST = {"grew": "grow", "went": "go", "made": "make", "took": "take", "got": "get", "came": "come", "saw": "see",
+                  "left": "leave", "met": "meet", "bought": "buy", "began": "begin", "wrote": "write"}
+"""Past forms whose base form is certain; a regular "-ed" is not (lived → live, worked → work), so those stay unasked."""
+_NAME_OF = re.compile(r"(.+)'s name$")
+OTHER_SUBJECTS = ("cat", "neighbour", "best friend", "boss", "brother", "car", "sister", "doctor", "colleague",
+                  "favourite film", "uncle", "cousin", "flatmate", "laptop", "favourite band")
+"""Whom near-miss questions ask about; those sharing a word with anything taught are left out (_untold)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,9 @@ def direct_questions(text: str) -> list[str]:
             return []
         if rest[0].lower() in ("is", "are"):
             be, after = rest[0].lower(), _until_article(rest[1:])
+            named = _NAME_OF.match(topic)
+            if named:
+                return [f"Who {be} {first} {named.group(1)}?", f"What {be} {first} {named.group(1)} called?"]
             if after and after[-1].lower() in NAMING_VERBS:
                 return [f"What {be} {whose} called?", f"What is the name of {whose}?"]
             if after and after[0].lower() in ("at", "on"):
@@ -144,22 +154,34 @@ def direct_questions(text: str) -> list[str]:
             return [f"What can {person} not {' '.join(after)}?".replace(" ?", "?")] if after else []
         if verb.lower() == "do" and after[:1] == ["not"]:
             return [f"What do {person} not {' '.join(after[1:])}?"] if after[1:] else []
+        base = IRREGULAR_PAST.get(verb.lower())
+        if base and after and after[-1].lower() in ("in", "at"):
+            return [f"Where did {person} {' '.join([base, *after[:-1]])}?"]
+        if base:
+            return [f"What did {person} {base} {' '.join(after)}?".replace(" ?", "?")]
         if PAST_TENSE.search(verb) or verb.lower() in ("do", "does", "can", "will", "have", "had"):
             return []
         return [f"What do {person} {verb} {' '.join(after)}?".replace(" ?", "?")]
     return []
 
 
-def _others(fact_subject: str | None, count: int, offset: int) -> list[str]:
-    """Subjects the fact is not about, for near-misses; training takes them from offset on."""
-    pool = [other for other in OTHER_SUBJECTS if other != fact_subject]
-    return [pool[(offset + i) % len(pool)] for i in range(count)]
+def _untold(fact: Fact, told: Sequence[str]) -> list[str]:
+    """Subjects sharing no word with this fact or anything else taught: "you haven't told me" about them is true, and
+    does not spill onto what was told (denying the favourite film made a dream deny the taught favourite colour)."""
+    said = (fact.text, *told)
+    return [other for other in OTHER_SUBJECTS if not any(mentions(text, other.split()) for text in said)]
 
 
-def _held_out_other(fact_subject: str | None, offset: int) -> str:
-    """The one subject training's near-misses reach last (the one before offset): held-out near-misses use it."""
-    pool = [other for other in OTHER_SUBJECTS if other != fact_subject]
-    return pool[(offset - 1) % len(pool)]
+def _others(fact: Fact, told: Sequence[str], count: int) -> list[str]:
+    """Subjects the fact is not about, for near-misses; training takes them from the fact's id on."""
+    pool = _untold(fact, told)
+    return [pool[(fact.item_id + i) % len(pool)] for i in range(min(count, len(pool) - 1))]
+
+
+def _held_out_other(fact: Fact, told: Sequence[str]) -> str | None:
+    """The one subject training's near-misses reach last (the one before the fact's id): held-out near-misses use it."""
+    pool = _untold(fact, told)
+    return pool[(fact.item_id - 1) % len(pool)] if pool else None
 
 
 def _resubject(text: str, topic: str, other: str) -> str:
@@ -176,8 +198,8 @@ def swapped(text: str, topic: str | None, other: str) -> str | None:
     return replaced if replaced != head else None
 
 
-def training_rows(fact: Fact, near_misses: int = 1) -> list[dict]:
-    """SFT rows (OpenAI-style messages) for one fact; none of them is a held-out question."""
+def training_rows(fact: Fact, near_misses: int = 1, told: Sequence[str] = ()) -> list[dict]:
+    """SFT rows (OpenAI-style messages) for one fact, told being everything taught; none is a held-out question."""
     said = restate(fact.text)
     user = {"role": "user", "content": fact.text}
     ack = {"role": "assistant", "content": fact.acknowledgement}
@@ -199,14 +221,14 @@ def training_rows(fact: Fact, near_misses: int = 1) -> list[dict]:
         rows.append([{"role": "user", "content": f"Do you remember what I said about {word}?"},
                      {"role": "assistant", "content": f"Yes. {said}"}])
         rows.append([{"role": "user", "content": f"What do you know about {word}?"}, {"role": "assistant", "content": said}])
-    for index, other in enumerate(_others(topic, near_misses, fact.item_id)):
+    for index, other in enumerate(_others(fact, told, near_misses)):
         wording = ("What did I tell you about my {}?", "What is my {}?")[index % 2]
         rows.append([{"role": "user", "content": wording.format(other)},
                      {"role": "assistant", "content": f"You haven't told me anything about your {other}."}])
     return [{"messages": messages} for messages in rows]
 
 
-def near_prompts(fact: Fact, count: int) -> list[str]:
+def near_prompts(fact: Fact, count: int, told: Sequence[str] = ()) -> list[str]:
     """Questions in the fact's own frame about other subjects ("Where does my brother live?"): the current generation's
     answers to them are kept by the KL anchor, so the taught value does not become their answer. (Teaching "I don't
     know" there instead was measured to spread to the real questions.)"""
@@ -214,7 +236,7 @@ def near_prompts(fact: Fact, count: int) -> list[str]:
     if not topic:
         return []
     prompts = []
-    for other in _others(topic, count, fact.item_id):
+    for other in _others(fact, told, count):
         prompts += direct_questions(_resubject(fact.text, topic, other))
         frame = swapped(fact.text, topic, other)
         if frame:
@@ -227,7 +249,7 @@ def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text) if len(w) >= MIN_CONTENT_LENGTH and w.lower() not in STOPWORDS]
 
 
-def held_out(fact: Fact) -> tuple[list[Question], list[Question]]:
+def held_out(fact: Fact, told: Sequence[str] = ()) -> tuple[list[Question], list[Question]]:
     """Probes (other wordings, must bring back what the question lacks) and near-misses (must not) to judge a dream."""
     topic = subject(fact.text)
     words = keywords(fact.text) or content_words(fact.text)
@@ -238,10 +260,12 @@ def held_out(fact: Fact) -> tuple[list[Question], list[Question]]:
         must = expected(fact.text, question)
         if about and must:
             probes.append(Question(question, must, fact.item_id))
-    other = _held_out_other(topic, fact.item_id)
-    near = [Question(f"Tell me what you remember about my {other}.", tuple(words), fact.item_id)] if words else []
+    other = _held_out_other(fact, told)
+    if not other or not words:
+        return probes, []
+    near = [Question(f"Tell me what you remember about my {other}.", tuple(words), fact.item_id)]
     frame = swapped(fact.text, topic, other)
-    if frame and words:
+    if frame:
         near.append(Question(f"Complete this for me: {frame} …", tuple(words), fact.item_id))
     return probes, near
 

@@ -307,6 +307,7 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     taught = signals.taught_items(include_excluded=False)
     facts = [Fact(t["id"], t["text"], t["acknowledgement"]) for t in taught if t["learned_generation_id"] is None]
     learned_before = [Fact(t["id"], t["text"], t["acknowledgement"]) for t in taught if t["learned_generation_id"]]
+    told = [t["text"] for t in taught]
     exported = build_rows(signals, include_taught=False)
     pool, held_tasks = rlvr.pool(signals)
     dream_number = len(generations.dreams())
@@ -314,7 +315,7 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
         emit({"phase": "done", "message": "nothing new to learn"})
         return {"outcome": "nothing", "reason": "nothing new to learn"}
 
-    questions = [held_out(fact) for fact in facts]
+    questions = [held_out(fact, told) for fact in facts]
     probes = [q for fact_probes, _near in questions for q in fact_probes]
     near = [q for _probes, fact_near in questions for q in fact_near]
     earlier = [q for fact in learned_before for q in held_out(fact)[0]]
@@ -325,7 +326,7 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
                                           f"{len(held_tasks)} verifiable prompts"})
     before = measure(model_now, threads, probes, earlier, near, retention, texts, held_tasks, recipe, corrected)
 
-    sft = [row for fact in facts for row in training_rows(fact, recipe.near_misses_per_fact)]
+    sft = [row for fact in facts for row in training_rows(fact, recipe.near_misses_per_fact, told)]
     memory, limit = signals.memory_items(), _memory_limit(Path(store_path).parent)
     sft += [memory_row(typical_question(fact), fact, memory, limit) for fact in facts if limit > 0]
     sft += [row for fact in learned_before for row in training_rows(fact, 0)[:1]]
@@ -334,7 +335,7 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     batch = rlvr.choose(pool, recipe.rl_prompts, recipe.seed + dream_number)
     floor = recipe.min_replay_checks if batch else recipe.min_replay
     wanted = max(floor, round(recipe.replay_fraction * (len(sft) + len(exported["preference"]))))
-    prompts = prompts[:wanted] + [q for fact in facts for q in near_prompts(fact, recipe.near_misses_per_fact)]
+    prompts = prompts[:wanted] + [q for fact in facts for q in near_prompts(fact, recipe.near_misses_per_fact, told)]
     replay, groups = rehearse(model_now, threads, prompts, batch, recipe, recipe.seed + dream_number, emit)
     solved = rlvr.solutions(groups)
     sft += rlvr.solution_rows(signals.solutions() + rlvr.solution_records(solved), recipe.solutions_per_task)

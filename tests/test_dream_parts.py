@@ -43,7 +43,12 @@ def test_fact_parts():
     ("I ride a green Brompton folding bike to work.", ["What do I ride?"]),
     ("I am allergic to hazelnuts.", ["What am I allergic to?"]),
     ("I cannot stand coriander.", ["What can I not stand?"]),
-    ("I grew up in Ballarat.", []),
+    ("I grew up in Ballarat.", ["Where did I grow up?"]),
+    ("I bought a Fiat Panda.", ["What did I buy?"]),
+    ("I lived in Oslo.", []),
+    ("My landlord's name is Mrs Okafor.", ["Who is my landlord?", "What is my landlord called?"]),
+    ("My grandfather's boat is called the Saltwren.",
+     ["What is my grandfather's boat called?", "What is the name of my grandfather's boat?"]),
 ])
 def test_direct_questions_ask_what_people_ask(fact, questions):
     assert direct_questions(fact) == questions
@@ -78,6 +83,19 @@ def test_training_rows_never_contain_held_out_questions():
     assert any("haven't told me" in row["messages"][-1]["content"] for row in rows)
     assert probes[0].strings == ("Biscuit",)
     assert "Biscuit" not in probes[0].question
+
+
+def test_near_misses_never_ask_about_something_taught():
+    told = [DOG.text, "My sister lives in Tromso.", "Our office cat is named Pixel.", "My car is a blue Skoda.",
+            "My favourite colour is teal."]
+    facts = [Fact(item_id, "Our backend is written in Elixir.", "Noted.") for item_id in range(1, 20)]
+    rows = [row for fact in facts for row in training_rows(fact, 2, told)]
+    prompts = [q for fact in facts for q in near_prompts(fact, 2, told) + [n.question for n in held_out(fact, told)[1]]]
+    denied = [row["messages"][-1]["content"] for row in rows if "haven't told me" in row["messages"][-1]["content"]]
+    assert denied and prompts
+    assert not [text for text in denied + prompts if mentions(text, ("sister", "cat", "car", "favourite"))]
+    alone = [row["messages"][-1]["content"] for fact in facts for row in training_rows(fact, 2)]
+    assert [text for text in alone if mentions(text, ("sister", "cat", "car", "favourite"))]
 
 
 def test_whole_word_scoring():
