@@ -77,6 +77,13 @@ class DreamRecipe:
     rank 64, alpha 128 (general answers 100 % → 87 %, refused)                                       0.65 / 0.30 / 0.85
     + anchor weight 2 (refused the same way)                                                        0.56 / 0.25 / 0.80
     80 more general prompts in the anchor, which then paces the dream (444 steps)                   0.63 / 0.33 / 0.80
+    With "What is the capital of Chile?" in the anchor instead of Japan's (a public retention question), the default
+    was refused twice (0.575 / 0.33 / 0.90, then 0.575 / 0.30 / 0.80). Then, one run each, the gate's verdict last:
+    "you haven't told me" never about a subject anything taught mentions (it had denied 4 taught facts)   0.55 / 0.40 / 0.95, promoted
+    + nor one sharing a word with it (the denied favourite film had spilled onto the favourite colour)    0.56 / 0.35 / 0.85, promoted
+    + possessive subjects and irregular past tenses asked directly (the defaults)                        0.575 / 0.375 / 0.90, refused
+    the defaults with lr 7e-4: no gentler on general answers                                             0.575 / 0.35 / 0.80, refused
+    the defaults with 2 epochs (278 steps, 638 s): the same losses ("How many hours are in a day?" rambles) 0.59 / 0.375 / 0.80, refused
     """
 
     replay_fraction: float = 0.25
