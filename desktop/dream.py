@@ -82,6 +82,7 @@ class DreamRecipe:
     "you haven't told me" never about a subject anything taught mentions (it had denied 4 taught facts)   0.55 / 0.40 / 0.95, promoted
     + nor one sharing a word with it (the denied favourite film had spilled onto the favourite colour)    0.56 / 0.35 / 0.85, promoted
     + possessive subjects and irregular past tenses asked directly (the defaults)                        0.575 / 0.375 / 0.90, refused
+      its retry on the same signals (seed 1)                                                             0.64 / 0.425 / 0.90, promoted
     the defaults with lr 7e-4: no gentler on general answers                                             0.575 / 0.35 / 0.80, refused
     the defaults with 2 epochs (278 steps, 638 s): the same losses ("How many hours are in a day?" rambles) 0.59 / 0.375 / 0.80, refused
     """
