@@ -13,10 +13,10 @@ Held-out questions use other wordings and are never trained on: they decide whet
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from desktop.evaluate import Question, mentions
+from desktop.evaluate import Question
 from desktop.memory import STOPWORDS, MemoryItem, relevant, with_memory
 from desktop.signals import acknowledge
 
@@ -25,6 +25,8 @@ _SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
+_TOKEN = re.compile(r"\w+")
+"""Words as whole-word matching sees them ("grandfather's" holds "grandfather")."""
 _QUOTED = re.compile(r"['\"‘“]([^'\"’”]{2,40})['\"’”]")
 FALLBACK_WORD_LENGTH = 7
 MIN_CONTENT_LENGTH = 4
@@ -165,20 +167,25 @@ def direct_questions(text: str) -> list[str]:
     return []
 
 
-def _untold(fact: Fact, told: Sequence[str]) -> list[str]:
+def told_words(texts: Iterable[str]) -> frozenset[str]:
+    """Every word of what was taught, lower-cased, counted once per dream rather than once per fact."""
+    return frozenset(word for text in texts for word in _TOKEN.findall(text.lower()))
+
+
+def _untold(fact: Fact, told: frozenset[str]) -> list[str]:
     """Subjects sharing no word with this fact or anything else taught: "you haven't told me" about them is true, and
     does not spill onto what was told (denying the favourite film made a dream deny the taught favourite colour)."""
-    said = (fact.text, *told)
-    return [other for other in OTHER_SUBJECTS if not any(mentions(text, other.split()) for text in said)]
+    said = told | told_words([fact.text])
+    return [other for other in OTHER_SUBJECTS if said.isdisjoint(other.split())]
 
 
-def _others(fact: Fact, told: Sequence[str], count: int) -> list[str]:
+def _others(fact: Fact, told: frozenset[str], count: int) -> list[str]:
     """Subjects the fact is not about, for near-misses; training takes them from the fact's id on."""
     pool = _untold(fact, told)
     return [pool[(fact.item_id + i) % len(pool)] for i in range(min(count, len(pool) - 1))]
 
 
-def _held_out_other(fact: Fact, told: Sequence[str]) -> str | None:
+def _held_out_other(fact: Fact, told: frozenset[str]) -> str | None:
     """The one subject training's near-misses reach last (the one before the fact's id): held-out near-misses use it."""
     pool = _untold(fact, told)
     return pool[(fact.item_id - 1) % len(pool)] if pool else None
@@ -198,8 +205,8 @@ def swapped(text: str, topic: str | None, other: str) -> str | None:
     return replaced if replaced != head else None
 
 
-def training_rows(fact: Fact, near_misses: int = 1, told: Sequence[str] = ()) -> list[dict]:
-    """SFT rows (OpenAI-style messages) for one fact, told being everything taught; none is a held-out question."""
+def training_rows(fact: Fact, near_misses: int = 1, told: frozenset[str] = frozenset()) -> list[dict]:
+    """SFT rows (OpenAI-style messages) for one fact, told being the words of everything taught; none is held out."""
     said = restate(fact.text)
     user = {"role": "user", "content": fact.text}
     ack = {"role": "assistant", "content": fact.acknowledgement}
@@ -228,7 +235,7 @@ def training_rows(fact: Fact, near_misses: int = 1, told: Sequence[str] = ()) ->
     return [{"messages": messages} for messages in rows]
 
 
-def near_prompts(fact: Fact, count: int, told: Sequence[str] = ()) -> list[str]:
+def near_prompts(fact: Fact, count: int, told: frozenset[str] = frozenset()) -> list[str]:
     """Questions in the fact's own frame about other subjects ("Where does my brother live?"): the current generation's
     answers to them are kept by the KL anchor, so the taught value does not become their answer. (Teaching "I don't
     know" there instead was measured to spread to the real questions.)"""
@@ -249,7 +256,7 @@ def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text) if len(w) >= MIN_CONTENT_LENGTH and w.lower() not in STOPWORDS]
 
 
-def held_out(fact: Fact, told: Sequence[str] = ()) -> tuple[list[Question], list[Question]]:
+def held_out(fact: Fact, told: frozenset[str] = frozenset()) -> tuple[list[Question], list[Question]]:
     """Probes (other wordings, must bring back what the question lacks) and near-misses (must not) to judge a dream."""
     topic = subject(fact.text)
     words = keywords(fact.text) or content_words(fact.text)

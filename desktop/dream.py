@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 from desktop import paths, rlvr
 from desktop.augment import (
-    Fact, correction_probes, held_out, memory_row, near_prompts, replay_rows, training_rows, typical_question,
+    Fact, correction_probes, held_out, memory_row, near_prompts, replay_rows, told_words, training_rows, typical_question,
 )
 from desktop.atomic import write_text_atomic
 from desktop.engine import Engine, LoadOptions, SamplingParams
@@ -315,7 +315,7 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     taught = signals.taught_items(include_excluded=False)
     facts = [Fact(t["id"], t["text"], t["acknowledgement"]) for t in taught if t["learned_generation_id"] is None]
     learned_before = [Fact(t["id"], t["text"], t["acknowledgement"]) for t in taught if t["learned_generation_id"]]
-    told = [t["text"] for t in taught]
+    told = told_words(t["text"] for t in taught)
     exported = build_rows(signals, include_taught=False)
     pool, held_tasks = rlvr.pool(signals)
     dream_number = len(generations.dreams())

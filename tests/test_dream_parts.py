@@ -8,7 +8,7 @@ import pytest
 
 from desktop.augment import (
     Fact, correction_probes, direct_questions, fill_in, held_out, keywords, memory_row, near_prompts, owner, restate, subject,
-    training_rows, typical_question,
+    told_words, training_rows, typical_question,
 )
 from desktop.memory import MEMORY_HEADER, MemoryItem
 from desktop.dream import DreamRecipe, Measures, gate
@@ -86,8 +86,8 @@ def test_training_rows_never_contain_held_out_questions():
 
 
 def test_near_misses_never_ask_about_something_taught():
-    told = [DOG.text, "My sister lives in Tromso.", "Our office cat is named Pixel.", "My car is a blue Skoda.",
-            "My favourite colour is teal."]
+    told = told_words([DOG.text, "My sister lives in Tromso.", "Our office cat is named Pixel.", "My car is a blue Skoda.",
+                       "My favourite colour is teal."])
     facts = [Fact(item_id, "Our backend is written in Elixir.", "Noted.") for item_id in range(1, 20)]
     rows = [row for fact in facts for row in training_rows(fact, 2, told)]
     prompts = [q for fact in facts for q in near_prompts(fact, 2, told) + [n.question for n in held_out(fact, told)[1]]]
