@@ -33,10 +33,10 @@ MIN_CONTENT_LENGTH = 4
 MIN_FILL_IN_WORDS = 3
 NAMING_VERBS = ("called", "named", "codenamed")
 ARTICLES = ("a", "an", "the")
-PAST_TENSE = re.compile(r"(?:ed|grew|went|was|were|had|made|took|got|came|saw|left|met|bought|began|wrote)$", re.IGNORECASE)
 IRREGULAR_PAST = {"grew": "grow", "went": "go", "made": "make", "took": "take", "got": "get", "came": "come", "saw": "see",
                   "left": "leave", "met": "meet", "bought": "buy", "began": "begin", "wrote": "write"}
 """Past forms whose base form is certain; a regular "-ed" is not (lived → live, worked → work), so those stay unasked."""
+PAST_TENSE = re.compile(rf"(?:ed|was|were|had|{'|'.join(IRREGULAR_PAST)})$", re.IGNORECASE)
 _NAME_OF = re.compile(r"(.+)'s name$")
 OTHER_SUBJECTS = ("cat", "neighbour", "best friend", "boss", "brother", "car", "sister", "doctor", "colleague",
                   "favourite film", "uncle", "cousin", "flatmate", "laptop", "favourite band")
