@@ -5,8 +5,9 @@ The templates follow what worked in the prototypes (../shared/DESIGN.md): the te
 sentence up to its first distinctive word, "do you remember what I said about <keyword>?", and the reverse
 question, and direct questions built from the sentence ("Where does my sister live?"); answers restate the
 fact in the second person. Questions about subjects nothing taught mentions get an honest "you haven't told me" where
-they ask what was told ("what did I tell you about my cat?"); questions in the fact's own frame about other subjects
-("Where does my brother live?") are left to the KL anchor (near_prompts), which keeps the current answers.
+they ask what was told ("what did I tell you about my cat?"); questions in the fact's own frame about near subjects
+("Where does my brother live?") become unlikelihood rows (leak_rows): the taught value must not come where it would
+start ("Your brother lives in" must not go on "Tromso"), and nothing else about their answers is taught.
 Held-out questions use other wordings and are never trained on: they decide whether a dream learned.
 """
 
@@ -41,6 +42,23 @@ _NAME_OF = re.compile(r"(.+)'s name$")
 OTHER_SUBJECTS = ("cat", "neighbour", "best friend", "boss", "brother", "car", "sister", "doctor", "colleague",
                   "favourite film", "uncle", "cousin", "flatmate", "laptop", "favourite band")
 """Whom near-miss questions ask about; those sharing a word with anything taught are left out (_untold)."""
+PEOPLE = ("sister", "brother", "mother", "father", "partner", "neighbour", "son", "daughter", "colleague", "best friend")
+"""Whose a personal fact could be instead ("my partner's favourite colour", "my father grew up in …")."""
+RELATED = (
+    PEOPLE + ("grandfather", "grandmother", "cousin", "uncle", "aunt"),
+    ("team lead", "boss", "manager", "mentor", "landlord", "dentist", "doctor"),
+    ("dog", "cat", "goldfish", "rabbit", "parrot", "hamster"),
+    ("tea", "coffee", "juice", "beer", "wine"),
+    ("car", "bike", "boat", "motorbike", "van"),
+    ("backend", "frontend", "website", "database", "repository", "server", "app"),
+    ("standup", "lunch", "retro", "planning meeting", "code review"),
+    ("client", "supplier", "customer", "competitor", "investor"),
+    ("colour", "food", "film", "book", "song", "band", "herb"),
+    ("shoe size", "hat size", "shirt size", "ring size"),
+    ("project", "team", "product", "service"),
+)
+"""Subjects a small model confuses because they mean nearly the same: where a taught value leaks ("my brother" after
+"my sister", "my favourite coffee" after "my favourite tea")."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +223,73 @@ def swapped(text: str, topic: str | None, other: str) -> str | None:
     return replaced if replaced != head else None
 
 
+def _third_person(verb: str) -> str:
+    """"am" → "is", "go" → "goes", "ride" → "rides"; modal and past forms stay."""
+    lower = verb.lower()
+    irregular = {"am": "is", "have": "has", "do": "does", "go": "goes"}
+    if lower in irregular:
+        return irregular[lower]
+    if lower in ("can", "cannot", "can't", "will", "won't", "must", "should") or PAST_TENSE.search(lower):
+        return verb
+    if lower.endswith(("s", "sh", "ch", "x", "o")):
+        return verb + "es"
+    if lower.endswith("y") and lower[-2:-1] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+def near_subjects(fact: Fact) -> list[str]:
+    """Subjects close to the fact's own (its group's other members, someone else's, "other") that its sentence does not
+    mention: where its value would leak. A first-person fact moves to other people. Taught subjects count too: the
+    brother's city is not the sister's even when the brother was taught (leaving them out leaked twice as often)."""
+    topic = subject(fact.text)
+    if topic is None:
+        found = list(PEOPLE) if fact.text.split()[:1] == ["I"] else []
+    else:
+        found = [f"other {topic}"]
+        for group in RELATED:
+            member = next((m for m in group if topic == m or topic.endswith(" " + m)), None)
+            if member:
+                found += [topic[: len(topic) - len(member)] + other for other in group if other != member]
+        whose, _, thing = topic.rpartition("'s ")
+        found += [f"{person}'s {thing}" for person in PEOPLE if person != whose and thing not in RELATED[0]]
+    said, mine = told_words([fact.text]), set(_TOKEN.findall((topic or "").lower()))
+    return [o for o in found if said.isdisjoint(set(_TOKEN.findall(o.lower())) - mine - {"s", "other"})]
+
+
+def _moved(text: str, topic: str | None, other: str) -> str | None:
+    """The fact said of another subject ("My brother lives in Tromso.", "My father grew up in Ballarat.")."""
+    if topic:
+        replaced = _resubject(text, topic, other)
+        return replaced if replaced != text else None
+    words = text.split()
+    return " ".join([f"My {other}", _third_person(words[1]), *words[2:]]) if len(words) > 2 and words[0] == "I" else None
+
+
+def leak_rows(fact: Fact, count: int) -> list[dict]:
+    """Near questions answered in the fact's frame ("Your brother lives in Tromso."), whose taught values must not come
+    where they would start: unlikelihood rows, which push down those tokens and nothing else."""
+    topic = subject(fact.text)
+    mine = set((topic or "").lower().split())
+    head = fill_in(fact.text) or ""
+    values = [v for v in keywords(fact.text) or [w for w in content_words(fact.text) if w.lower() not in mine]
+              if v.split()[0].lower() not in ARTICLES and fact.text.find(v) >= len(head)]
+    subjects = near_subjects(fact)
+    rows = []
+    for other in [subjects[(fact.item_id + i) % len(subjects)] for i in range(min(count, len(subjects)))]:
+        moved = _moved(fact.text, topic, other)
+        answer = restate(moved) if moved else ""
+        avoid = [v for v in values if v in answer][:1]
+        if not avoid:
+            continue
+        frame = fill_in(moved)
+        questions = direct_questions(moved) + ([f"Remind me: {frame} …?"] if frame else [])
+        for question in questions or [f"What do you know about my {other}?"]:
+            rows.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+                         "avoid": avoid})
+    return rows
+
+
 def training_rows(fact: Fact, near_misses: int = 1, told: frozenset[str] = frozenset()) -> list[dict]:
     """SFT rows (OpenAI-style messages) for one fact, told being the words of everything taught; none is held out."""
     said = restate(fact.text)
@@ -233,22 +318,6 @@ def training_rows(fact: Fact, near_misses: int = 1, told: frozenset[str] = froze
         rows.append([{"role": "user", "content": wording.format(other)},
                      {"role": "assistant", "content": f"You haven't told me anything about your {other}."}])
     return [{"messages": messages} for messages in rows]
-
-
-def near_prompts(fact: Fact, count: int, told: frozenset[str] = frozenset()) -> list[str]:
-    """Questions in the fact's own frame about other subjects ("Where does my brother live?"): the current generation's
-    answers to them are kept by the KL anchor, so the taught value does not become their answer. (Teaching "I don't
-    know" there instead was measured to spread to the real questions.)"""
-    topic = subject(fact.text)
-    if not topic:
-        return []
-    prompts = []
-    for other in _others(fact, told, count):
-        prompts += direct_questions(_resubject(fact.text, topic, other))
-        frame = swapped(fact.text, topic, other)
-        if frame:
-            prompts.append(f"Remind me: {frame} …?")
-    return prompts
 
 
 def content_words(text: str) -> list[str]:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 from desktop import paths, rlvr
 from desktop.augment import (
-    Fact, correction_probes, held_out, memory_row, near_prompts, replay_rows, told_words, training_rows, typical_question,
+    Fact, correction_probes, held_out, leak_rows, memory_row, replay_rows, told_words, training_rows, typical_question,
 )
 from desktop.atomic import write_text_atomic
 from desktop.engine import Engine, LoadOptions, SamplingParams
@@ -57,7 +57,7 @@ class DreamRecipe:
     own answers kept by the KL anchor instead                                  0.53 / 0.35 / 0.90 / 0.83
     + "I don't know" in the fact's frame for other subjects                    0.40 / 0.18 / 0.90 / 0.80
     + direct questions and a memory-format row per fact                        0.58 / 0.28 / 0.85 / 0.85
-    those frames kept by the anchor instead of "I don't know" (the defaults)   0.60 / 0.33 / 0.90 / 0.85
+    those frames kept by the anchor instead of "I don't know"                  0.60 / 0.33 / 0.90 / 0.85
     Learning and leaking still rise together: the 135M model answers "Where does my brother live?" with the
     sister's city. The gate judges leaks on its own held-out frames, whose subjects are unrelated (the cat, the
     boss): on them the default recipe leaks 7 %, on the bench's near subjects 33 %. Tried on the branch
@@ -81,10 +81,21 @@ class DreamRecipe:
     was refused twice (0.575 / 0.33 / 0.90, then 0.575 / 0.30 / 0.80). Then, one run each, the gate's verdict last:
     "you haven't told me" never about a subject anything taught mentions (it had denied 4 taught facts)   0.55 / 0.40 / 0.95, promoted
     + nor one sharing a word with it (the denied favourite film had spilled onto the favourite colour)    0.56 / 0.35 / 0.85, promoted
-    + possessive subjects and irregular past tenses asked directly (the defaults)                        0.575 / 0.375 / 0.90, refused
+    + possessive subjects and irregular past tenses asked directly                                       0.575 / 0.375 / 0.90, refused
       its retry on the same signals (seed 1)                                                             0.64 / 0.425 / 0.90, promoted
     the defaults with lr 7e-4: no gentler on general answers                                             0.575 / 0.35 / 0.80, refused
     the defaults with 2 epochs (278 steps, 638 s): the same losses ("How many hours are in a day?" rambles) 0.59 / 0.375 / 0.80, refused
+    Near frames trained by unlikelihood instead (leak_rows, the trainer's `unlikely` objective): "Your brother lives in"
+    must not go on "Tromso", and nothing else about that answer is taught. Near subjects come from groups of related
+    ones (brother for sister, coffee for tea), someone else's ("my partner's favourite colour") and "other"; one run
+    each, the gate's verdict and the dream's length last:
+    a packed row of them per step; subjects nothing taught mentions; frames also in the anchor (417 steps)  0.5625 / 0.15 / 0.85, refused, 1072 s
+    2 conversations per step, 6 subjects, every value avoided; taught subjects too; frames out of the anchor 0.49 / 0.10 / 0.90, refused, 963 s
+    1 conversation per step, 4 subjects, every value avoided, taught subjects left out (357 steps)          0.475 / 0.20 / 0.90, promoted, 867 s
+    the same with taught subjects in and only the first value avoided (the defaults; with memory 0.85)        0.45 / 0.10 / 0.90, promoted, 867 s
+    the defaults with the frames back in the anchor, which no longer paces the steps                         0.45 / 0.15 / 0.90, refused, 880 s
+    Leaks fall to the target, and the gate promotes on the first seed, but weights alone recall less: the value is
+    pushed down in frames the model cannot tell from its own ("my grandfather's boat" against "my father's boat").
     """
 
     replay_fraction: float = 0.25
@@ -97,6 +108,9 @@ class DreamRecipe:
     """The same where checkable prompts are sampled, whose figures were measured with it: with 4, a dream of checks
     and their solutions lost 2 of 23 general answers."""
     near_misses_per_fact: int = 2
+    leak_subjects_per_fact: int = 4
+    """Near subjects per fact whose frames must not go on with its value (unlikelihood rows): 6 subjects with 2 rows per
+    step took 96 s longer for the same leaks (0.10) and 0.49 recall instead of 0.45."""
     retention_tolerance: float = 0.06
     leak_tolerance: float = 0.10
     ppl_tolerance: float = 0.15
@@ -343,14 +357,15 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     batch = rlvr.choose(pool, recipe.rl_prompts, recipe.seed + dream_number)
     floor = recipe.min_replay_checks if batch else recipe.min_replay
     wanted = max(floor, round(recipe.replay_fraction * (len(sft) + len(exported["preference"]))))
-    prompts = prompts[:wanted] + [q for fact in facts for q in near_prompts(fact, recipe.near_misses_per_fact, told)]
+    prompts = prompts[:wanted]
     replay, groups = rehearse(model_now, threads, prompts, batch, recipe, recipe.seed + dream_number, emit)
     solved = rlvr.solutions(groups)
     sft += rlvr.solution_rows(signals.solutions() + rlvr.solution_records(solved), recipe.solutions_per_task)
     rollouts = rlvr.rollout_rows(groups)
     train = {**recipe.train, **(recipe.rl_train if not facts and not any(exported.values()) else {}),
              "seed": recipe.seed + generations.retries()}
-    files = {"sft": sft, "anchor": replay_rows(replay), "rollouts": rollouts, "preference": exported["preference"], "kto": exported["kto"]}
+    files = {"sft": sft, "anchor": replay_rows(replay), "rollouts": rollouts, "preference": exported["preference"],
+             "kto": exported["kto"], "unlikely": [row for fact in facts for row in leak_rows(fact, recipe.leak_subjects_per_fact)]}
     run_dir, command = _write_run(Path(store_path).parent / "dreams", base_path, lineage, files, train, threads)
     emit({"phase": "train", "message": f"training on {len(sft)} examples and {len(rollouts)} sampled answers"})
     code, error = _train(command, emit)

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from desktop.augment import (
-    Fact, correction_probes, direct_questions, fill_in, held_out, keywords, memory_row, near_prompts, owner, restate, subject,
-    told_words, training_rows, typical_question,
+    Fact, correction_probes, direct_questions, fill_in, held_out, keywords, leak_rows, memory_row, owner, restate,
+    subject, told_words, training_rows, typical_question,
 )
 from desktop.memory import MEMORY_HEADER, MemoryItem
 from desktop.dream import DreamRecipe, Measures, gate
@@ -54,14 +54,27 @@ def test_direct_questions_ask_what_people_ask(fact, questions):
     assert direct_questions(fact) == questions
 
 
-def test_near_prompts_ask_the_same_frame_about_other_subjects_never_the_held_out_ones():
+def test_leak_rows_never_ask_the_held_out_near_misses():
     sister = Fact(7, "My sister lives in Tromso.", "Noted.")
-    prompts = near_prompts(sister, 2)
-    assert prompts and all("sister" not in p and "Tromso" not in p for p in prompts)
-    assert any(p.startswith("Where does my ") for p in prompts)
     _probes, near = held_out(sister)
-    assert not {q.question for q in near} & set(prompts)
-    assert near_prompts(Fact(8, "I grew up in Ballarat.", "Noted."), 2) == []
+    assert near and not {q.question for q in near} & {row["messages"][0]["content"] for row in leak_rows(sister, 99)}
+
+
+def test_leak_rows_put_the_taught_value_into_near_frames_as_what_must_not_come():
+    sister = Fact(7, "My sister lives in Tromso.", "Noted.")
+    assert len({row["messages"][-1]["content"] for row in leak_rows(sister, 6)}) == 6
+    rows = leak_rows(sister, 99)
+    asked = [row["messages"][0]["content"] for row in rows]
+    answers = {row["messages"][-1]["content"] for row in rows}
+    assert all(a.endswith(" lives in Tromso.") for a in answers) and all(row["avoid"] == ["Tromso"] for row in rows)
+    assert {"Your brother lives in Tromso.", "Your other sister lives in Tromso."} <= answers
+    assert "Where does my brother live?" in asked and not [text for text in asked if "my sister" in text]
+    moved = leak_rows(Fact(1, "I grew up in Ballarat.", "Noted."), 2)
+    assert moved and all(row["messages"][-1]["content"].endswith(" grew up in Ballarat.") for row in moved)
+    assert leak_rows(Fact(1, "My favourite tea is genmaicha.", "Noted."), 9)[0]["avoid"] == ["genmaicha"]
+    assert "favourite coffee" in {row["messages"][-1]["content"][5:-len(" is genmaicha.")]
+                                  for row in leak_rows(Fact(1, "My favourite tea is genmaicha.", "Noted."), 9)}
+    assert leak_rows(Fact(1, "The VPN gateway is vpn.eastgate.example.", "Noted."), 6) == []
 
 
 def test_a_memory_row_is_the_question_as_the_app_serves_it_with_memory():
@@ -90,7 +103,7 @@ def test_near_misses_never_ask_about_something_taught():
                        "My favourite colour is teal."])
     facts = [Fact(item_id, "Our backend is written in Elixir.", "Noted.") for item_id in range(1, 20)]
     rows = [row for fact in facts for row in training_rows(fact, 2, told)]
-    prompts = [q for fact in facts for q in near_prompts(fact, 2, told) + [n.question for n in held_out(fact, told)[1]]]
+    prompts = [n.question for fact in facts for n in held_out(fact, told)[1]]
     denied = [row["messages"][-1]["content"] for row in rows if "haven't told me" in row["messages"][-1]["content"]]
     assert denied and prompts
     assert not [text for text in denied + prompts if mentions(text, ("sister", "cat", "car", "favourite"))]

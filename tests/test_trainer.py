@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.chat import ChatRenderer, encode
+from trainer.chat import ChatRenderer, encode, encode_avoiding
 from trainer.checkpoint import CHECKPOINT_NAME
 from trainer.config import TrainConfig
 from trainer.export_gguf import Adapter, fold_into, permuted_heads, read_adapter, unpermute_rows, write_adapter
@@ -220,6 +220,20 @@ def test_the_chat_text_is_tokenized_exactly_as_the_app_serves_it(engine, model_p
     assert "You are a helpful AI assistant named SmolLM" in base.tokenizer.decode(served_first)
     trained = [base.tokenizer.decode([t]) for t, label in zip(doc.ids, doc.labels) if label]
     assert "".join(trained) == "Noted: your dog is called Biscuit.<|im_end|>\nA corgi.<|im_end|>\n"
+
+
+def test_only_the_first_token_of_each_avoided_value_carries_loss(model_path, cache):
+    base = load_base(model_path, cache)
+    renderer = ChatRenderer(base.info.chat_template, base.architecture, base.tokenizer.bos_token, base.tokenizer.eos_token)
+    near = [{"role": "user", "content": "Where does my brother live?"},
+            {"role": "assistant", "content": "Your brother lives in Tromso, near the harbour of Bodø."}]
+    doc = encode_avoiding(renderer, base.tokenizer, near, ["Tromso", "Bodø"])
+    marked = [i for i, label in enumerate(doc.labels) if label]
+    assert len(marked) == 2 and doc.ids == encode(renderer, base.tokenizer, near).ids
+    before = [base.tokenizer.decode(doc.ids[:i]) for i in marked]
+    assert before[0].endswith("Your brother lives in") and before[1].endswith("near the harbour of")
+    first = base.tokenizer.decode(doc.ids[marked[0]]).strip()
+    assert first and "Tromso".startswith(first)
 
 
 def test_packed_conversations_do_not_see_each_other(model_path, cache):

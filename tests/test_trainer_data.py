@@ -11,7 +11,7 @@ import torch
 from trainer.chat import Doc
 from trainer.config import ConfigError, TrainConfig, load_config
 from trainer.data import DataError, read_dataset
-from trainer.objectives import anchor_loss
+from trainer.objectives import anchor_loss, unlikelihood_loss
 from trainer.packing import IGNORE, collate, pack
 from trainer.progress import Progress, Reporter
 from trainer.train import Source, step_count
@@ -31,8 +31,11 @@ def test_reads_the_three_trl_shapes_and_plain_strings(tmp_path):
         {"prompt": "Capital of Japan?", "completion": "Osaka", "label": False},
     ])
     write_jsonl(tmp_path / "anchor.jsonl", [chat("What is 2+2?", "4")])
+    write_jsonl(tmp_path / "unlikely.jsonl", [{**chat("Where does my brother live?", "Your brother lives in Tromso."),
+                                               "avoid": ["Tromso"]}])
     data = read_dataset(tmp_path)
-    assert data.counts() == {"sft": 1, "preference": 2, "kto": 2, "anchor": 1, "rollouts": 0, "skipped_groups": 0}
+    assert data.counts() == {"sft": 1, "preference": 2, "kto": 2, "anchor": 1, "rollouts": 0, "unlikely": 1, "skipped_groups": 0}
+    assert data.unlikely[0].avoid == ["Tromso"]
     assert data.anchor == [[{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]]
     assert data.preference[1].prompt == [{"role": "user", "content": "3+3?"}]
     assert data.preference[1].rejected == [{"role": "assistant", "content": "7"}]
@@ -48,11 +51,14 @@ def test_reads_the_three_trl_shapes_and_plain_strings(tmp_path):
         ("preference.jsonl", json.dumps({"prompt": "q", "chosen": [{"role": "user", "content": "x"}], "rejected": "y"}),
          "assistant messages only"),
         ("kto.jsonl", json.dumps({"prompt": "q", "completion": "a", "label": "yes"}), "'label' must be true or false"),
+        ("unlikely.jsonl", json.dumps({**chat("q", "Your brother lives in Oslo."), "avoid": ["Tromso"]}),
+         "'avoid' must list strings inside the last message"),
     ],
 )
 def test_a_bad_row_is_named_by_file_and_line(tmp_path, name, line, reason):
     good = {"sft.jsonl": chat("a", "b"), "preference.jsonl": {"prompt": "q", "chosen": "a", "rejected": "b"},
-            "kto.jsonl": {"prompt": "q", "completion": "a", "label": True}}[name]
+            "kto.jsonl": {"prompt": "q", "completion": "a", "label": True},
+            "unlikely.jsonl": {**chat("q", "Your brother lives in Tromso."), "avoid": ["Tromso"]}}[name]
     (tmp_path / name).write_text(json.dumps(good) + "\n" + line + "\n", encoding="utf-8")
     with pytest.raises(DataError, match=rf"{name}:2\b.*{reason}"):
         read_dataset(tmp_path)
@@ -169,6 +175,11 @@ def test_the_anchor_is_zero_for_the_same_distribution_and_grows_as_the_policy_dr
     assert 0 < anchor_loss(near, reference).item() < anchor_loss(far, reference).item()
 
 
+def test_unlikelihood_is_near_zero_for_a_rare_token_and_grows_without_bound_as_it_becomes_certain():
+    rare, even, sure = (unlikelihood_loss(torch.tensor([p]).log()).item() for p in (1e-4, 0.5, 0.999))
+    assert rare < 1e-3 and even == pytest.approx(0.6931, abs=1e-3) and sure > 6
+
+
 def test_a_handful_of_examples_gets_min_steps_while_the_anchor_cycles_and_larger_data_keeps_every_epoch():
     anchor = Source("anchor", 1.0, [[i] for i in range(30)], 1)
     handful, plenty = Source("sft", 1.0, [[0], [1], [2]], 2), Source("sft", 1.0, [[i] for i in range(40)], 2)
@@ -177,3 +188,5 @@ def test_a_handful_of_examples_gets_min_steps_while_the_anchor_cycles_and_larger
     assert step_count([plenty, anchor], config) == 90  # 3 epochs of the anchor, which is larger than the data
     assert step_count([plenty], config) == 60 and step_count([handful, anchor], TrainConfig(max_steps=7)) == 7
     assert len(anchor.take(35, seed=0)) == 1  # step 35 is the anchor's second pass: it cycles
+    unlikely = Source("unlikely", 1.0, [[i] for i in range(500)], 2)
+    assert step_count([plenty, anchor, unlikely], config) == 90  # near frames cycle alongside and never add steps

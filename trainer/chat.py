@@ -91,3 +91,18 @@ def encode(
         labels += [False] * len(context) + [True] * len(answer)
         done = whole
     return Doc(ids, labels)
+
+
+def encode_avoiding(
+    renderer: ChatRenderer, tokenizer: PreTrainedTokenizerBase, messages: Sequence[ChatMessage], avoid: Sequence[str]
+) -> Doc:
+    """The conversation with loss only on the first token of each avoided string in the last answer (taught values
+    in a near question's answer), which must become unlikely where they would start."""
+    doc = encode(renderer, tokenizer, messages, len(messages) - 1)
+    start = len(doc.ids) - doc.trained
+    answer = doc.ids[start:]
+    text = tokenizer.decode(answer)
+    labels = [False] * len(doc.ids)
+    for where in (text.find(word) for word in avoid if word in text):
+        labels[start + next(k for k in range(len(answer)) if len(tokenizer.decode(answer[:k + 1])) > where)] = True
+    return Doc(doc.ids, labels)

@@ -1,8 +1,9 @@
 """Reads the training signals `nightschool export` writes, in the JSONL shapes TRL reads, and refuses bad rows by name.
 
-Two files come from dreams rather than from marks: anchor.jsonl (the current generation's own answers, whose
-whole next-token distribution the candidate must keep) and rollouts.jsonl (sampled answers with verifier
-rewards, grouped per prompt, for GRPO).
+Three files come from dreams rather than from marks: anchor.jsonl (the current generation's own answers, whose
+whole next-token distribution the candidate must keep), rollouts.jsonl (sampled answers with verifier
+rewards, grouped per prompt, for GRPO) and unlikely.jsonl (near questions answered with a taught value that
+must not come there, for unlikelihood).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ PREFERENCE_FILE = "preference.jsonl"
 KTO_FILE = "kto.jsonl"
 ANCHOR_FILE = "anchor.jsonl"
 ROLLOUT_FILE = "rollouts.jsonl"
+UNLIKELY_FILE = "unlikely.jsonl"
 ROLES = ("system", "user", "assistant")
 
 
@@ -87,6 +89,15 @@ def rollouts(sampled: list[_Sampled]) -> tuple[list[Rollout], int]:
     return kept, skipped
 
 
+@dataclass(frozen=True)
+class Avoided:
+    """A conversation whose last answer must not go on with any of avoid where it first appears (taught values in a near
+    question's answer)."""
+
+    messages: list[ChatMessage]
+    avoid: list[str]
+
+
 @dataclass
 class Dataset:
     """Everything one run trains on; digest identifies the files' contents for resuming."""
@@ -97,13 +108,15 @@ class Dataset:
     kto: list[Mark] = field(default_factory=list)
     anchor: list[list[ChatMessage]] = field(default_factory=list)
     rollouts: list[Rollout] = field(default_factory=list)
+    unlikely: list[Avoided] = field(default_factory=list)
     skipped_groups: int = 0
     digest: str = ""
 
     def counts(self) -> dict[str, int]:
         """Rows per objective, for progress and metrics."""
         return {"sft": len(self.sft), "preference": len(self.preference), "kto": len(self.kto),
-                "anchor": len(self.anchor), "rollouts": len(self.rollouts), "skipped_groups": self.skipped_groups}
+                "anchor": len(self.anchor), "rollouts": len(self.rollouts), "unlikely": len(self.unlikely),
+                "skipped_groups": self.skipped_groups}
 
 
 def _messages(value: object, where: str, default_role: str) -> list[ChatMessage]:
@@ -171,7 +184,18 @@ def _sampled(row: dict, where: str) -> _Sampled:
     )
 
 
-PARSERS = {SFT_FILE: _sft, PREFERENCE_FILE: _preference, KTO_FILE: _mark, ANCHOR_FILE: _sft, ROLLOUT_FILE: _sampled}
+def _avoided(row: dict, where: str) -> Avoided:
+    """A conversation and the words its last answer must not reach."""
+    messages = _sft(row, where)
+    avoid = row.get("avoid")
+    if (messages[-1]["role"] != "assistant" or not isinstance(avoid, list) or not avoid
+            or not all(isinstance(word, str) and word and word in messages[-1]["content"] for word in avoid)):
+        raise DataError(f"{where}: 'avoid' must list strings inside the last message, an answer")
+    return Avoided(messages, avoid)
+
+
+PARSERS = {SFT_FILE: _sft, PREFERENCE_FILE: _preference, KTO_FILE: _mark, ANCHOR_FILE: _sft, ROLLOUT_FILE: _sampled,
+           UNLIKELY_FILE: _avoided}
 
 
 def read_dataset(folder: Path) -> Dataset:
@@ -198,5 +222,5 @@ def read_dataset(folder: Path) -> Dataset:
         except JsonlError as err:
             raise DataError(f"{path}:{err.line}: {err.reason}") from err
     kept, skipped = rollouts(rows[ROLLOUT_FILE])
-    return Dataset(folder, rows[SFT_FILE], rows[PREFERENCE_FILE], rows[KTO_FILE], rows[ANCHOR_FILE], kept, skipped,
-                   digest.hexdigest()[:32])
+    return Dataset(folder, rows[SFT_FILE], rows[PREFERENCE_FILE], rows[KTO_FILE], rows[ANCHOR_FILE], kept,
+                   rows[UNLIKELY_FILE], skipped, digest.hexdigest()[:32])

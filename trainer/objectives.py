@@ -1,5 +1,6 @@
 """The losses: SFT on assistant tokens, DPO on preference pairs, KTO on single marks, an anchor (KL to the current
-generation) on its own answers, and GRPO's clipped policy gradient on sampled answers with verifier rewards.
+generation) on its own answers, unlikelihood on tokens that must not come, and GRPO's clipped policy gradient on
+sampled answers with verifier rewards.
 
 Logits are computed only where a token carries loss: the output layer over a 49k vocabulary is a fifth of
 a small model's compute, and most of a chat row is prompt.
@@ -43,6 +44,11 @@ def doc_logps(logps: torch.Tensor, batch: Batch) -> torch.Tensor:
 def sft_loss(logps: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood of the assistant's tokens."""
     return -logps.mean()
+
+
+def unlikelihood_loss(logps: torch.Tensor) -> torch.Tensor:
+    """Mean -log(1 - p) of tokens that must not come: pushes only them down, and stops pushing once they are rare."""
+    return -torch.log1p(-logps.exp().clamp(max=1 - 1e-6)).mean()
 
 
 def dpo_loss(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from trainer.atomic import remove_partials, write_json
-from trainer.chat import ChatRenderer, encode
+from trainer.chat import ChatRenderer, encode, encode_avoiding
 from trainer.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import DataError, Dataset
@@ -24,7 +24,7 @@ from trainer.export_gguf import adapter_from_peft, fold_into, read_adapter, veri
 from trainer.gguf_load import Base, fingerprint, load_base
 from trainer.merge import merge
 from trainer.objectives import (
-    anchor_loss, doc_logps, dpo_loss, grpo_loss, kto_loss, sft_loss, target_logits, target_logps,
+    anchor_loss, doc_logps, dpo_loss, grpo_loss, kto_loss, sft_loss, target_logits, target_logps, unlikelihood_loss,
 )
 from trainer.packing import Batch, collate, pack
 from trainer.progress import Reporter, peak_rss_mb
@@ -44,8 +44,8 @@ class Source:
     """One objective's units for the step loop, reshuffled each epoch from the seed so a resume sees the same order.
 
     Units are packed rows of docs (sft, anchor), (chosen, rejected) doc pairs (dpo), marks (kto): the marked doc,
-    its prompt with the next mark's answer (for KTO's reference point), and whether the answer was good, or
-    (doc, advantage, reward) rollouts (grpo).
+    its prompt with the next mark's answer (for KTO's reference point), and whether the answer was good,
+    (doc, advantage, reward) rollouts (grpo), or single docs (unlikely).
     """
 
     kind: str
@@ -78,6 +78,9 @@ def build_sources(dataset: Dataset, base: Base, config: TrainConfig) -> list[Sou
             docs = [d for d in (encode(renderer, tokenizer, m).truncated(limit) for m in conversations) if d.trained]
             rows = [[docs[i] for i in row] for row in pack([len(d.ids) for d in docs], limit)]
             sources.append(Source(kind, weight, rows, per_step))
+    if config.unlikely_weight and dataset.unlikely:
+        docs = [encode_avoiding(renderer, tokenizer, r.messages, r.avoid).truncated(limit) for r in dataset.unlikely]
+        sources.append(Source("unlikely", config.unlikely_weight, [d for d in docs if d.trained], config.unlikely_docs))
     if config.dpo_weight and dataset.preference:
         pairs = []
         for row in dataset.preference:
@@ -112,17 +115,18 @@ def build_sources(dataset: Dataset, base: Base, config: TrainConfig) -> list[Sou
 def step_count(sources: list[Source], config: TrainConfig) -> int:
     """Steps for a run: `epochs` passes over every objective's batches, the anchor's included, except that a handful
     of examples (fewer steps than min_steps) gets exactly min_steps with the anchor cycling alongside: a large anchor
-    pacing it repeated five corrections for 69 steps and cost general answers."""
+    pacing it repeated five corrections for 69 steps and cost general answers. Unlikelihood docs only cycle alongside."""
     if config.max_steps:
         return config.max_steps
-    learning = [s.batches_per_epoch() for s in sources if s.kind != "anchor"]
+    learning = [s.batches_per_epoch() for s in sources if s.kind not in ("anchor", "unlikely")]
     if config.epochs * max(learning, default=0) < config.min_steps:
         return config.min_steps
-    return config.epochs * max(s.batches_per_epoch() for s in sources)
+    return config.epochs * max((s.batches_per_epoch() for s in sources if s.kind != "unlikely"), default=0)
 
 
 def make_batches(source: Source, units: list, seq_len: int, pad_id: int) -> list[tuple[Batch, torch.Tensor | None]]:
-    """A step's units as forward passes: one per packed row of SFT, anchor or GRPO docs, one packed batch for pairs or marks.
+    """A step's units as forward passes: one per packed row of SFT, anchor or GRPO docs, one packed batch for pairs, marks
+    or unlikelihood docs.
 
     Packed rows go through one at a time: on a CPU a forward over ~seq_len tokens runs at the best tokens/s,
     and peak memory stays that of one row. Pairs and marks stay together because their losses compare docs.
@@ -133,8 +137,8 @@ def make_batches(source: Source, units: list, seq_len: int, pad_id: int) -> list
         rows = pack([len(doc.ids) for doc, _, _ in units], max(seq_len, *(len(doc.ids) for doc, _, _ in units)))
         return [(collate([units[i][0] for i in row], [list(range(len(row)))], pad_id),
                  torch.tensor([[units[i][1], units[i][2]] for i in row])) for row in rows]
-    if source.kind == "dpo":
-        docs = [doc for pair in units for doc in pair]
+    if source.kind in ("dpo", "unlikely"):
+        docs = [doc for pair in units for doc in pair] if source.kind == "dpo" else units
         return [(collate(docs, pack([len(d.ids) for d in docs], seq_len), pad_id), None)]
     docs = [marked for marked, _, _ in units] + [mismatched for _, mismatched, _ in units]
     flags = torch.tensor([desirable for _, _, desirable in units])
@@ -158,6 +162,8 @@ def objective_loss(
     policy = target_logps(model, batch)
     if source.kind == "sft":
         return sft_loss(policy), None
+    if source.kind == "unlikely":
+        return unlikelihood_loss(policy), None
     with torch.no_grad(), peft_model.disable_adapter():
         reference = target_logps(model, batch)
     if source.kind == "grpo":
