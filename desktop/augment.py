@@ -214,15 +214,6 @@ def _resubject(text: str, topic: str, other: str) -> str:
     return re.sub(rf"\b{re.escape(topic)}\b", other, text, count=1, flags=re.IGNORECASE)
 
 
-def swapped(text: str, topic: str | None, other: str) -> str | None:
-    """The fill-in with another subject in the fact's own frame ("My brother lives in"): where taught answers leak."""
-    head = fill_in(text)
-    if not head or not topic:
-        return None
-    replaced = _resubject(head, topic, other)
-    return replaced if replaced != head else None
-
-
 def _third_person(verb: str) -> str:
     """"am" → "is", "go" → "goes", "ride" → "rides"; modal and past forms stay."""
     lower = verb.lower()
@@ -236,6 +227,21 @@ def _third_person(verb: str) -> str:
     if lower.endswith("y") and lower[-2:-1] not in "aeiou":
         return verb[:-1] + "ies"
     return verb + "s"
+
+
+def _moved(text: str, topic: str | None, other: str) -> str | None:
+    """The fact said of another subject ("My brother lives in Tromso.", "My father grew up in Ballarat.")."""
+    if topic:
+        replaced = _resubject(text, topic, other)
+        return replaced if replaced != text else None
+    words = text.split()
+    return " ".join([f"My {other}", _third_person(words[1]), *words[2:]]) if len(words) > 2 and words[0] == "I" else None
+
+
+def swapped(text: str, topic: str | None, other: str) -> str | None:
+    """The fill-in with another subject in the fact's own frame ("My brother lives in"): where taught answers leak."""
+    moved = _moved(text, topic, other) if topic else None
+    return fill_in(moved) if moved else None
 
 
 def near_subjects(fact: Fact) -> list[str]:
@@ -255,15 +261,6 @@ def near_subjects(fact: Fact) -> list[str]:
         found += [f"{person}'s {thing}" for person in PEOPLE if person != whose and thing not in RELATED[0]]
     said, mine = told_words([fact.text]), set(_TOKEN.findall((topic or "").lower()))
     return [o for o in found if said.isdisjoint(set(_TOKEN.findall(o.lower())) - mine - {"s", "other"})]
-
-
-def _moved(text: str, topic: str | None, other: str) -> str | None:
-    """The fact said of another subject ("My brother lives in Tromso.", "My father grew up in Ballarat.")."""
-    if topic:
-        replaced = _resubject(text, topic, other)
-        return replaced if replaced != text else None
-    words = text.split()
-    return " ".join([f"My {other}", _third_person(words[1]), *words[2:]]) if len(words) > 2 and words[0] == "I" else None
 
 
 def leak_rows(fact: Fact, count: int) -> list[dict]:
