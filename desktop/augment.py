@@ -83,11 +83,13 @@ def subject(text: str) -> str | None:
 
 
 def keywords(text: str) -> list[str]:
-    """Distinctive words that must come back: quoted, capitalised mid-sentence or with digits; else long words."""
+    """Distinctive words that must come back: quoted, capitalised mid-sentence (but not "The" of "The Crux") or with
+    digits; else long words."""
     words = _WORD.findall(text)
     quoted = [q.strip() for q in _QUOTED.findall(text)]
     strong = quoted + [w for i, w in enumerate(words)
-                       if w.strip("'") not in quoted and ((i > 0 and w[0].isupper()) or any(c.isdigit() for c in w))]
+                       if w.strip("'") not in quoted and w.lower() not in STOPWORDS
+                       and ((i > 0 and w[0].isupper()) or any(c.isdigit() for c in w))]
     if strong:
         return [w.strip("'") for w in strong]
     about = set((subject(text) or "").split())
@@ -107,13 +109,15 @@ def owner(text: str, topic: str) -> str:
 
 
 def fill_in(text: str) -> str | None:
-    """The fact cut just before a distinctive word (the first that leaves a few words), as a prompt to complete
-    ("My dog is called …", "I am allergic to …")."""
+    """The fact cut just before a distinctive word (the first that leaves a few words) and any article before it, as a
+    prompt to complete ("My dog is called …", "I go climbing at a gym called …")."""
     for word in keywords(text):
         cut = re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}", text)
-        head = text[:cut.start()].rstrip(" '\"‘“,") if cut else ""
-        if len(head.split()) >= MIN_FILL_IN_WORDS:
-            return head
+        words = text[:cut.start()].rstrip(" '\"‘“,").split() if cut else []
+        if words[-1:] and words[-1].lower() in ARTICLES:
+            words.pop()
+        if len(words) >= MIN_FILL_IN_WORDS:
+            return " ".join(words)
     return None
 
 

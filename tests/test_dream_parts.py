@@ -32,6 +32,9 @@ def test_fact_parts():
     assert fill_in("The VPN gateway is vpn.eastgate.example.") is None
     assert owner("Our build server is named kestrel-07.", "build server") == "our" and owner(DOG.text, "dog") == "my"
     assert fill_in("I am allergic to hazelnuts.") == "I am allergic to"
+    gym = "I go climbing at a gym called The Crux every Tuesday."
+    assert keywords(gym) == ["Crux", "Tuesday"] and fill_in(gym) == "I go climbing at a gym called"
+    assert keywords("Our book club is reading 'The Dispossessed' this month.") == ["The Dispossessed", "Dispossessed"]
 
 
 @pytest.mark.parametrize(("fact", "questions"), [
