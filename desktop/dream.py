@@ -96,6 +96,16 @@ class DreamRecipe:
     the defaults with the frames back in the anchor, which no longer paces the steps                         0.45 / 0.15 / 0.90, refused, 880 s
     Leaks fall to the target, and the gate promotes on the first seed, but weights alone recall less: the value is
     pushed down in frames the model cannot tell from its own ("my grandfather's boat" against "my father's boat").
+    Then, from those defaults, one run each (bench probes / bench leaks / public retention, the gate's verdict, length):
+    4 epochs, one reverse question per fact instead of four (408 steps)                       0.51 / 0.10 / 0.85, promoted, 1005 s
+      the candidate answers 139 of 151 of its own training questions (the defaults: 164 of 211): what is left is
+      wording, not fit
+    + single exchanges joined three to a conversation (the system prompt read once): 20 % fewer tokens, but it
+      answers only 115 of 151 training questions asked first in a conversation                 0.46 / 0.10 / 0.85, promoted, 805 s
+    4 epochs, one reverse question, no "you haven't told me" rows                             0.475 / 0.10 / 0.85, promoted, 776 s
+    3 epochs, one reverse question, every answer "You told me …" (it learns the opening, then
+      makes the rest up: "You told me your bike is a blue 5-wheeled sports car")              0.30 / 0.10 / 0.85, promoted, 783 s
+    3 epochs, one reverse question (306 steps)                                                0.41 / 0.03 / 0.80, refused, 771 s
     """
 
     replay_fraction: float = 0.25
