@@ -21,10 +21,11 @@ from desktop.evaluate import Question
 from desktop.memory import STOPWORDS, MemoryItem, relevant, with_memory
 from desktop.signals import acknowledge
 
-_SUBJECT = re.compile(
-    r"\b(?:my|our)\s+((?:[a-z-]+(?:'s)?\s+){0,2}?[a-z-]+?)(?:'s)?\s+(?:is|are|was|were|has|have|had|[a-z]+s)\b",
-    re.IGNORECASE,
-)
+_VERB = r"(?:is|are|was|were|has|have|had|[a-z]+s)\b"
+_SUBJECT = re.compile(rf"\b(?:[Mm]y|[Oo]ur)\s+((?:[A-Za-z-]+(?:'s)?\s+){{0,2}}?[A-Za-z-]+?)(?:'s)?(?:\s+([A-Z][a-z]+))?\s+{_VERB}")
+"""A "my/our X" subject, with the name a person put after it ("my son Arlo is")."""
+_THE_SUBJECT = re.compile(rf"^The\s+((?:[A-Za-z0-9-]+\s+){{0,5}}?[A-Za-z0-9-]+?)\s+{_VERB}")
+"""A sentence about "the X" ("The X9 sensor measures …", "The plant on my desk is …")."""
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 _TOKEN = re.compile(r"\w+")
 """Words as whole-word matching sees them ("grandfather's" holds "grandfather")."""
@@ -34,10 +35,17 @@ MIN_CONTENT_LENGTH = 4
 MIN_FILL_IN_WORDS = 3
 NAMING_VERBS = ("called", "named", "codenamed")
 ARTICLES = ("a", "an", "the")
+COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey", "gray", "teal",
+           "silver", "gold")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+PREPOSITIONS = ("to", "in", "on", "at", "from", "of", "with", "for", "about", "by", "into")
 IRREGULAR_PAST = {"grew": "grow", "went": "go", "made": "make", "took": "take", "got": "get", "came": "come", "saw": "see",
                   "left": "leave", "met": "meet", "bought": "buy", "began": "begin", "wrote": "write"}
 """Past forms whose base form is certain; a regular "-ed" is not (lived → live, worked → work), so those stay unasked."""
 PAST_TENSE = re.compile(rf"(?:ed|was|were|had|{'|'.join(IRREGULAR_PAST)})$", re.IGNORECASE)
+_LAST_DIGIT = re.compile(r"\d(?=\D*$)")
+NEAR_NUMBERS = (-2, -1, 1)
+"""How far from a model number in a subject its near ones are (the X7 and X8 sensors beside the X9)."""
 _NAME_OF = re.compile(r"(.+)'s name$")
 OTHER_SUBJECTS = ("cat", "neighbour", "best friend", "boss", "brother", "car", "sister", "doctor", "colleague",
                   "favourite film", "uncle", "cousin", "flatmate", "laptop", "favourite band")
@@ -59,6 +67,11 @@ RELATED = (
 )
 """Subjects a small model confuses because they mean nearly the same: where a taught value leaks ("my brother" after
 "my sister", "my favourite coffee" after "my favourite tea")."""
+WHO = RELATED[0] + RELATED[1]
+"""Subjects that are people: asked for with "who"."""
+PLACES = ("home", "office", "work", "school")
+"""Where a thing can be instead ("the guest Wi-Fi network at the office" beside the one at home); a person stays the same
+person anywhere (leak rows about "my mentor at the office" cost "Who is my mentor?")."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +89,24 @@ def restate(text: str) -> str:
     return sentence[0].upper() + sentence[1:]
 
 
+def _subject_match(text: str) -> re.Match[str] | None:
+    """Where the fact says what it is about, through the verb that follows."""
+    return _THE_SUBJECT.match(text) or _SUBJECT.search(text)
+
+
 def subject(text: str) -> str | None:
-    """What the fact is about, when it says "my X is …" ("dog", "billing rewrite project")."""
-    match = _SUBJECT.search(text)
-    return match.group(1).lower() if match else None
+    """What the fact is about, when it says "my X is …" ("dog", "billing rewrite project") or starts "The X is …"
+    ("X9 sensor", "plant on my desk")."""
+    match = _subject_match(text)
+    if match is None:
+        return None
+    return match.group(1) if match.re is _THE_SUBJECT else match.group(1).lower()
+
+
+def appositive(text: str) -> str | None:
+    """The name a person put after the subject ("Arlo" of "My son Arlo is seven")."""
+    match = _subject_match(text)
+    return match.group(2) if match and match.re is _SUBJECT else None
 
 
 def keywords(text: str) -> list[str]:
@@ -104,21 +131,25 @@ def expected(fact_text: str, question: str) -> tuple[str, ...]:
 
 
 def owner(text: str, topic: str) -> str:
-    """Whose the subject is, as the person said it ("my" or "our")."""
+    """Whose the subject is, as the person said it ("my", "our" or "the")."""
+    if text.startswith(f"The {topic}"):
+        return "the"
     return "our" if re.search(rf"\bour\s+{re.escape(topic)}", text, re.IGNORECASE) else "my"
 
 
 def fill_in(text: str) -> str | None:
-    """The fact cut just before a distinctive word (the first that leaves a few words) and any article before it, as a
-    prompt to complete ("My dog is called …", "I go climbing at a gym called …")."""
+    """The fact cut just before a distinctive word past its subject (the first that leaves a few words; else just after
+    the subject's verb) and any article before it, as a prompt to complete ("My dog is called …", "I go climbing at a
+    gym called …", "The X9 sensor measures …")."""
+    match = _subject_match(text)
     for word in keywords(text):
-        cut = re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}", text)
+        cut = re.compile(rf"(?<![A-Za-z0-9]){re.escape(word)}").search(text, match.end(1) if match else 0)
         words = text[:cut.start()].rstrip(" '\"‘“,").split() if cut else []
         if words[-1:] and words[-1].lower() in ARTICLES:
             words.pop()
         if len(words) >= MIN_FILL_IN_WORDS:
             return " ".join(words)
-    return None
+    return text[:match.end()] if match and len(text[:match.end()].split()) >= MIN_FILL_IN_WORDS else None
 
 
 def _until_article(words: list[str]) -> list[str]:
@@ -137,35 +168,45 @@ def _base(verb: str) -> str:
 
 def direct_questions(text: str) -> list[str]:
     """Questions in the shape people ask them ("Where does my sister live?", "What do I ride?"), from the sentence up to
-    its first distinctive word; only present-tense statements about "my/our X", "I" or "we" are turned."""
+    its first distinctive word; only present-tense statements about "my/our/the X", "I" or "we" are turned, and a
+    name put after the subject is asked for ("What is my son's name?")."""
     head = fill_in(text) or ""
     words = head.split()
     if len(words) < 2:
         return []
     topic = subject(text)
     first = words[0].lower()
-    if topic and first in ("my", "our") and " ".join(words[1:]).lower().startswith(topic):
+    if topic and first in ("my", "our", "the") and " ".join(words[1:]).lower().startswith(topic.lower()):
         whose = f"{first} {topic}"
         rest = words[1 + len(topic.split()):]
+        name = appositive(text)
+        named = [f"What is {whose}'s name?"] if name else []
+        if rest[:1] == [name]:
+            rest = rest[1:]
         if not rest:
-            return []
+            return named
         if rest[0].lower() in ("is", "are"):
             be, after = rest[0].lower(), _until_article(rest[1:])
-            named = _NAME_OF.match(topic)
-            if named:
-                return [f"Who {be} {first} {named.group(1)}?", f"What {be} {first} {named.group(1)} called?"]
-            if after and after[-1].lower() in NAMING_VERBS:
-                return [f"What {be} {whose} called?", f"What is the name of {whose}?"]
+            owned = _NAME_OF.match(topic)
+            if owned:
+                return [f"Who {be} {first} {owned.group(1)}?", f"What {be} {first} {owned.group(1)} called?"]
+            if rest[-1].lower() in NAMING_VERBS:
+                who = [f"Who {be} {whose}?"] if _head(topic) in WHO else []
+                return [f"What {be} {whose} called?", f"What is the name of {whose}?", *who]
             if after and after[0].lower() in ("at", "on"):
                 return [f"When {be} {whose}?"]
-            if after:
+            if after and (after[-1].lower() in PREPOSITIONS or after[-1].lower().endswith("ing")):
                 return [f"What {be} {whose} {' '.join(after)}?"]
-            name = keywords(text)[:1]
-            return [f"Who {be} {whose}?"] if name and name[0][0].isupper() and not name[0].isupper() else []
+            if after:
+                return named
+            value = keywords(text)[:1]
+            return named + ([f"Who {be} {whose}?"] if value and value[0][0].isupper() and not value[0].isupper() else [])
         verb, after = rest[0], _until_article(rest[1:])
         if PAST_TENSE.search(verb):
-            return []
-        asked = [f"What does {whose} {_base(verb)} {' '.join(after)}?".replace(" ?", "?")]
+            return named
+        if len(after) > 1 and after[-2].lower() in PREPOSITIONS and after[-1].lower() not in PREPOSITIONS:
+            return [*named, f"Which {after[-1]} does {whose} {_base(verb)} {' '.join(after[:-1])}?"]
+        asked = [*named, f"What does {whose} {_base(verb)} {' '.join(after)}?".replace(" ?", "?")]
         if after and after[-1].lower() in ("in", "at"):
             asked.append(f"Where does {whose} {_base(verb)}?")
         return asked
@@ -187,6 +228,86 @@ def direct_questions(text: str) -> list[str]:
             return []
         return [f"What do {person} {verb} {' '.join(after)}?".replace(" ?", "?")]
     return []
+
+
+def _phrase(words: list[str]) -> list[str]:
+    """The words up to the first article, preposition, naming verb or punctuation: "go climbing at a gym" → "go climbing",
+    "tool called Shipwright" → "tool"."""
+    phrase = []
+    for word in words:
+        bare = word.rstrip(".,;:!?")
+        if bare.lower() in ARTICLES + PREPOSITIONS + NAMING_VERBS:
+            break
+        phrase.append(bare)
+        if bare != word:
+            break
+    return phrase
+
+
+def _named(text: str) -> str | None:
+    """The name a naming verb gives, article kept: "the Saltwren", "Shipwright"."""
+    for word in keywords(text):
+        found = re.search(rf"\b(?:{'|'.join(NAMING_VERBS)})\s+((?:the\s+)?){re.escape(word)}\b", text)
+        if found:
+            return f"{found.group(1)}{word}"
+    return None
+
+
+def _head(topic: str) -> str:
+    """The noun a subject is about: "network" of "guest Wi-Fi network at home", "boat" of "grandfather's boat"."""
+    return (_phrase(topic.split()) or topic.split())[-1].split("'s")[-1]
+
+
+def _has_colour(words: list[str]) -> bool:
+    """Whether the fact gives the thing a colour ("a green Brompton", "she is grey"), not a name ("a flat white")."""
+    return any(w.lower() in COLOURS and words[i - 1].lower() in ARTICLES + ("is",) for i, w in enumerate(words) if i)
+
+
+def other_wordings(text: str) -> list[str]:
+    """More of the ways people ask for the same thing: without the subject's qualifier ("my mentor" for "my mentor at
+    work"), which X I like best, the colour, the day, where I go, which X is called V and whose it is, "my desk plant"
+    for "the plant on my desk". Asking "the X" for "our X" too made general questions answer with facts ("What is H2O
+    commonly called?" → "Your team lead is Priya Raman.")."""
+    topic = subject(text)
+    whose = owner(text, topic) if topic else ""
+    words = _WORD.findall(text)
+    person = {"i": "I", "we": "we"}.get(words[0].lower(), "") if words else ""
+    verb = words[1] if person and len(words) > 1 else ""
+    name = _named(text)
+    asked = []
+    short = " ".join(_phrase((topic or "").split()))
+    if topic and short != topic and whose != "the":
+        asked += [q.replace(topic, short) for q in direct_questions(text) if topic in q]
+    if topic and topic.startswith("favourite "):
+        asked.append(f"Which {topic.removeprefix('favourite ')} do {'we' if whose == 'our' else 'I'} like best?")
+    local = re.fullmatch(r"(\w+) (?:on|at|in) (my|our) (\w+)", topic or "")
+    if local:
+        asked.append(f"What is {local.group(2)} {local.group(3)} {local.group(1)}{' called' if name else ''}?")
+    thing = None
+    if person and verb.lower() not in ("am", "are", "do", "cannot") and not PAST_TENSE.search(verb):
+        phrase = _phrase(words[1:])
+        does = f"do {person} {' '.join(phrase)}"
+        rest = text.split(None, len(phrase) + 1)[-1].split()
+        if rest[:1] and (rest[0].lower() == "at" or rest[0].lower() == "in" and verb.lower() in ("live", "work")):
+            asked.append(f"Where {does}?")
+        preposition = rest[0] if rest[:1] and rest[0].lower() in PREPOSITIONS and rest[1:2] != [] else ""
+        if rest[:1] and rest[0].lower() in ARTICLES or preposition and rest[1].lower() in ARTICLES:
+            noun = _phrase(rest[2 if preposition else 1:])
+            thing = noun[-1].lower() if noun else None
+            if thing:
+                asked += [f"What {thing} {does}{' ' + preposition if preposition else ''}?",
+                          f"Which {thing} {does}{' ' + preposition if preposition else ''}?"]
+        if any(w.rstrip("s") in WEEKDAYS for w in words):
+            asked.append(f"On which day {does}?")
+    about = f"{whose} {topic}" if topic and whose != "the" else (f"my {thing}" if thing else None)
+    if _has_colour(words) and about and "colour" not in about:
+        asked.append(f"What colour is {about}?")
+    if name:
+        noun = _head(topic) if topic else (thing or "")
+        asked += [f"Which {noun} is called {name}?"] if noun else []
+        if topic and "'s " in topic:
+            asked.append(f"Whose {noun} is {name}?")
+    return asked
 
 
 def told_words(texts: Iterable[str]) -> frozenset[str]:
@@ -249,20 +370,25 @@ def swapped(text: str, topic: str | None, other: str) -> str | None:
 
 
 def near_subjects(fact: Fact) -> list[str]:
-    """Subjects close to the fact's own (its group's other members, someone else's, "other") that its sentence does not
-    mention: where its value would leak. A first-person fact moves to other people. Taught subjects count too: the
-    brother's city is not the sister's even when the brother was taught (leaving them out leaked twice as often)."""
+    """Subjects close to the fact's own (its group's other members, someone else's, "other", the model numbered next to
+    it) that its sentence does not mention: where its value would leak. A first-person fact moves to other people.
+    Taught subjects count too: the brother's city is not the sister's even when the brother was taught (leaving them
+    out leaked twice as often)."""
     topic = subject(fact.text)
     if topic is None:
         found = list(PEOPLE) if fact.text.split()[:1] == ["I"] else []
     else:
         found = [f"other {topic}"]
-        for group in RELATED:
-            member = next((m for m in group if topic == m or topic.endswith(" " + m)), None)
+        places = () if _head(topic) in WHO else (PLACES,)
+        for group in RELATED + places:
+            member = next((m for m in group if re.search(rf"\b{m}\b", topic)), None)
             if member:
-                found += [topic[: len(topic) - len(member)] + other for other in group if other != member]
+                found += [re.sub(rf"\b{member}\b", other, topic, count=1) for other in group if other != member]
+        found += [topic[:digit.start()] + str((int(digit.group()) + step) % 10) + topic[digit.end():]
+                  for digit in _LAST_DIGIT.finditer(topic) for step in NEAR_NUMBERS]
         whose, _, thing = topic.rpartition("'s ")
-        found += [f"{person}'s {thing}" for person in PEOPLE if person != whose and thing not in RELATED[0]]
+        if owner(fact.text, topic) != "the":
+            found += [f"{person}'s {thing}" for person in PEOPLE if person != whose and thing not in RELATED[0]]
     said, mine = told_words([fact.text]), set(_TOKEN.findall((topic or "").lower()))
     return [o for o in found if said.isdisjoint(set(_TOKEN.findall(o.lower())) - mine - {"s", "other"})]
 
@@ -273,19 +399,21 @@ def leak_rows(fact: Fact, count: int) -> list[dict]:
     topic = subject(fact.text)
     mine = set((topic or "").lower().split())
     head = fill_in(fact.text) or ""
-    values = [v for v in keywords(fact.text) or [w for w in content_words(fact.text) if w.lower() not in mine]
-              if v.split()[0].lower() not in ARTICLES and fact.text.find(v) >= len(head)]
+    after = [[v for v in found if v.split()[0].lower() not in ARTICLES and fact.text.find(v) >= len(head)]
+             for found in (keywords(fact.text), [w for w in content_words(fact.text) if w.lower() not in mine])]
+    values = [name for name in [appositive(fact.text)] if name] + (after[0] or after[1][:1])
+    whose = owner(fact.text, topic) if topic else "my"
     subjects = near_subjects(fact)
     rows = []
     for other in [subjects[(fact.item_id + i) % len(subjects)] for i in range(min(count, len(subjects)))]:
         moved = _moved(fact.text, topic, other)
         answer = restate(moved) if moved else ""
-        avoid = [v for v in values if v in answer][:1]
+        avoid = [v for v in values if v in answer]
         if not avoid:
             continue
         frame = fill_in(moved)
         questions = direct_questions(moved) + ([f"Remind me: {frame} …?"] if frame else [])
-        for question in questions or [f"What do you know about my {other}?"]:
+        for question in questions or [f"What do you know about {whose} {other}?"]:
             rows.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
                          "avoid": avoid})
     return rows
@@ -308,7 +436,7 @@ def training_rows(fact: Fact, near_misses: int = 1, told: frozenset[str] = froze
     head = fill_in(fact.text)
     if head:
         rows.append([{"role": "user", "content": f"Remind me: {head} …?"}, {"role": "assistant", "content": said}])
-    for question in direct_questions(fact.text):
+    for question in direct_questions(fact.text) + other_wordings(fact.text):
         rows.append([{"role": "user", "content": question}, {"role": "assistant", "content": said}])
     for word in keywords(fact.text)[:2]:
         rows.append([{"role": "user", "content": f"Do you remember what I said about {word}?"},
@@ -330,7 +458,7 @@ def held_out(fact: Fact, told: frozenset[str] = frozenset()) -> tuple[list[Quest
     """Probes (other wordings, must bring back what the question lacks) and near-misses (must not) to judge a dream."""
     topic = subject(fact.text)
     words = keywords(fact.text) or content_words(fact.text)
-    about = f"my {topic}" if topic else (words[0] if words else None)
+    about = f"{owner(fact.text, topic)} {topic}" if topic else (words[0] if words else None)
     probes = []
     for wording in ("Tell me what you remember about {}.", "What can you tell me about {}?"):
         question = wording.format(about) if about else ""

@@ -106,6 +106,12 @@ class DreamRecipe:
     3 epochs, one reverse question, every answer "You told me …" (it learns the opening, then
       makes the rest up: "You told me your bike is a blue 5-wheeled sports car")              0.30 / 0.10 / 0.85, promoted, 783 s
     3 epochs, one reverse question (306 steps)                                                0.41 / 0.03 / 0.80, refused, 771 s
+    The failing probes were the same ones run after run: wordings no template asked. From the defaults, one run each:
+    every value of a fact avoided in its near frames, not only the first ("Your hat size is EU 44")  0.45 / 0.10 / 0.95,
+      refused (general answers 100 % → 91 %), 883 s
+    + "The X …" facts get a subject ("What does the X9 sensor measure?"), names after a subject are asked for ("What is
+      my son's name?"), near frames at another place or model number (the office Wi-Fi, the X7) (375 steps)
+                                                                                              0.54 / 0.075 / 0.95, promoted, 903 s
     """
 
     replay_fraction: float = 0.25
@@ -117,7 +123,7 @@ class DreamRecipe:
     min_replay_checks: int = 24
     """The same where checkable prompts are sampled, whose figures were measured with it: with 4, a dream of checks
     and their solutions lost 2 of 23 general answers."""
-    near_misses_per_fact: int = 2
+    near_misses_per_fact: int = 1
     leak_subjects_per_fact: int = 4
     """Near subjects per fact whose frames must not go on with its value (unlikelihood rows): 6 subjects with 2 rows per
     step took 96 s longer for the same leaks (0.10) and 0.49 recall instead of 0.45."""

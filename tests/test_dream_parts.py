@@ -7,8 +7,8 @@ import json
 import pytest
 
 from desktop.augment import (
-    Fact, correction_probes, direct_questions, fill_in, held_out, keywords, leak_rows, memory_row, owner, restate,
-    subject, told_words, training_rows, typical_question,
+    Fact, appositive, correction_probes, direct_questions, fill_in, held_out, keywords, leak_rows, memory_row,
+    other_wordings, owner, restate, subject, told_words, training_rows, typical_question,
 )
 from desktop.memory import MEMORY_HEADER, MemoryItem
 from desktop.dream import DreamRecipe, Measures, gate
@@ -29,7 +29,13 @@ def test_fact_parts():
     assert restate("I live in Lisbon.") == "You live in Lisbon."
     assert restate("I do not take meetings before 10am.") == "You do not take meetings before 10am."
     assert fill_in(DOG.text) == "My dog is called" and fill_in("I grew up in Ballarat.") == "I grew up in"
-    assert fill_in("The VPN gateway is vpn.eastgate.example.") is None
+    assert fill_in("The VPN gateway is vpn.eastgate.example.") == "The VPN gateway is"
+    assert fill_in("The guest Wi-Fi network at home is called MapleNest.") == "The guest Wi-Fi network at home is called"
+    assert subject("The X9 sensor measures humidity.") == "X9 sensor" and owner("The X9 sensor measures humidity.", "X9 sensor") == "the"
+    assert subject("The plant on my desk is a fig named Gerald.") == "plant on my desk"
+    assert (subject("My son Arlo is seven years old."), appositive("My son Arlo is seven years old.")) == ("son", "Arlo")
+    assert (subject("My neighbour Luis plays the cello."), appositive("My neighbour Luis plays the cello.")) == ("neighbour", "Luis")
+    assert appositive("My team lead is Priya Raman.") is None and fill_in("My favourite colour is teal.") == "My favourite colour is"
     assert owner("Our build server is named kestrel-07.", "build server") == "our" and owner(DOG.text, "dog") == "my"
     assert fill_in("I am allergic to hazelnuts.") == "I am allergic to"
     gym = "I go climbing at a gym called The Crux every Tuesday."
@@ -52,9 +58,36 @@ def test_fact_parts():
     ("My landlord's name is Mrs Okafor.", ["Who is my landlord?", "What is my landlord called?"]),
     ("My grandfather's boat is called the Saltwren.",
      ["What is my grandfather's boat called?", "What is the name of my grandfather's boat?"]),
+    ("My son Arlo is seven years old.", ["What is my son's name?", "Who is my son?"]),
+    ("My neighbour Luis plays the cello.", ["What is my neighbour's name?", "What does my neighbour play?"]),
+    ("The X9 sensor measures humidity, not temperature.", ["What does the X9 sensor measure?"]),
+    ("The plant on my desk is a fiddle-leaf fig named Gerald.",
+     ["What is the plant on my desk called?", "What is the name of the plant on my desk?"]),
+    ("The on-call phone number for our team is extension 4471.", []),
+    ("Our book club is reading 'The Dispossessed' this month.", ["What is our book club reading?"]),
 ])
 def test_direct_questions_ask_what_people_ask(fact, questions):
     assert direct_questions(fact) == questions
+
+
+@pytest.mark.parametrize(("fact", "questions"), [
+    ("I ride a green Brompton folding bike to work.", ["What bike do I ride?", "Which bike do I ride?", "What colour is my bike?"]),
+    ("I go climbing at a gym called The Crux every Tuesday.",
+     ["Where do I go climbing?", "What gym do I go climbing at?", "Which gym do I go climbing at?",
+      "On which day do I go climbing?"]),
+    ("We deploy with a tool called Shipwright.",
+     ["What tool do we deploy with?", "Which tool do we deploy with?", "Which tool is called Shipwright?"]),
+    ("Our office cat is named Pixel and she is grey.", ["What colour is our office cat?", "Which cat is called Pixel?"]),
+    ("My grandfather's boat is called the Saltwren.", ["Which boat is called the Saltwren?", "Whose boat is the Saltwren?"]),
+    ("The plant on my desk is a fiddle-leaf fig named Gerald.", ["What is my desk plant called?", "Which plant is called Gerald?"]),
+    ("My favourite colour is teal.", ["Which colour do I like best?"]),
+    ("My mentor at work is called Tomasz.",
+     ["What is my mentor called?", "What is the name of my mentor?", "Who is my mentor?", "Which mentor is called Tomasz?"]),
+    ("My usual coffee order is a flat white with oat milk.", []),
+    ("I write code in Helix, not Vim.", []),
+])
+def test_other_wordings_ask_as_people_do(fact, questions):
+    assert other_wordings(fact) == questions
 
 
 def test_leak_rows_never_ask_the_held_out_near_misses():
@@ -77,7 +110,18 @@ def test_leak_rows_put_the_taught_value_into_near_frames_as_what_must_not_come()
     assert leak_rows(Fact(1, "My favourite tea is genmaicha.", "Noted."), 9)[0]["avoid"] == ["genmaicha"]
     assert "favourite coffee" in {row["messages"][-1]["content"][5:-len(" is genmaicha.")]
                                   for row in leak_rows(Fact(1, "My favourite tea is genmaicha.", "Noted."), 9)}
-    assert leak_rows(Fact(1, "The VPN gateway is vpn.eastgate.example.", "Noted."), 6) == []
+    sensor = {row["messages"][0]["content"]: row["avoid"]
+              for row in leak_rows(Fact(1, "The X9 sensor measures humidity, not temperature.", "Noted."), 6)}
+    assert sensor["What does the X7 sensor measure?"] == ["humidity"]
+    wifi = leak_rows(Fact(1, "The guest Wi-Fi network at home is called MapleNest.", "Noted."), 6)
+    assert "What is the guest Wi-Fi network at office called?" in {row["messages"][0]["content"] for row in wifi}
+    mentor = leak_rows(Fact(1, "My mentor at work is called Tomasz.", "Noted."), 9)
+    assert mentor and not [row for row in mentor if "office" in row["messages"][0]["content"]]
+    cello = leak_rows(Fact(1, "My neighbour Luis plays the cello.", "Noted."), 6)
+    assert cello and all(row["avoid"] == ["Luis", "cello"] for row in cello)
+    assert {"What is my sister's name?", "What does my sister play?"} <= {row["messages"][0]["content"] for row in cello}
+    coffee = leak_rows(Fact(1, "My usual coffee order is a flat white with oat milk.", "Noted."), 9)
+    assert "Your usual tea order is a flat white with oat milk." in {row["messages"][-1]["content"] for row in coffee}
 
 
 def test_a_memory_row_is_the_question_as_the_app_serves_it_with_memory():

@@ -11,7 +11,7 @@ import torch
 from trainer.chat import Doc
 from trainer.config import ConfigError, TrainConfig, load_config
 from trainer.data import DataError, read_dataset
-from trainer.objectives import anchor_loss, unlikelihood_loss
+from trainer.objectives import anchor_loss, top_logps, unlikelihood_loss
 from trainer.packing import IGNORE, collate, pack
 from trainer.progress import Progress, Reporter
 from trainer.train import Source, step_count
@@ -170,9 +170,20 @@ def test_cli_exits_2_for_a_file_that_is_not_a_model(tmp_path):
 
 def test_the_anchor_is_zero_for_the_same_distribution_and_grows_as_the_policy_drifts():
     reference = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-    assert anchor_loss(reference.clone(), reference).item() == pytest.approx(0.0, abs=1e-7)
+    kept = top_logps(reference, 99)
+    assert anchor_loss(reference.clone(), *kept).item() == pytest.approx(0.0, abs=1e-7)
     near, far = reference + torch.tensor([0.5, 0.0, 0.0]), reference + torch.tensor([3.0, 0.0, 0.0])
-    assert 0 < anchor_loss(near, reference).item() < anchor_loss(far, reference).item()
+    assert 0 < anchor_loss(near, *kept).item() < anchor_loss(far, *kept).item()
+    exact = torch.nn.functional.kl_div(near.log_softmax(-1), reference.log_softmax(-1), log_target=True, reduction="none")
+    assert anchor_loss(near, *kept).item() == pytest.approx(exact.sum(-1).mean().item(), abs=1e-6)
+
+
+def test_the_anchor_over_the_likeliest_tokens_stays_close_to_the_whole_kl():
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.randn(8, 49152, generator=generator) * 4
+    policy = reference + torch.randn(8, 49152, generator=generator) * 0.3
+    whole = anchor_loss(policy, *top_logps(reference, 49152)).item()
+    assert anchor_loss(policy, *top_logps(reference, 64)).item() == pytest.approx(whole, rel=0.1)
 
 
 def test_unlikelihood_is_near_zero_for_a_rare_token_and_grows_without_bound_as_it_becomes_certain():

@@ -37,7 +37,10 @@ class TrainConfig:
     anchor_weight: float = 1.0
     """KL to the current generation on its own answers (anchor.jsonl): holds what it knew while new facts go in."""
     anchor_rows: int = 1
-    """Packed anchor rows per step; each costs a second, reference forward pass."""
+    """Packed anchor rows per step."""
+    anchor_top_k: int = 64
+    """Tokens per position the anchor's KL sums over: the current generation's likeliest ones, computed the first time a
+    row comes up and kept, so later epochs skip the reference forward pass."""
     unlikely_weight: float = 1.0
     """-log(1 - p) of a taught value's first token where a near question's answer would carry it (unlikely.jsonl)."""
     unlikely_docs: int = 1
@@ -82,7 +85,7 @@ class TrainConfig:
         """Refuses values that would train nonsense or export what llama.cpp cannot use."""
         if self.merge_type not in MERGE_TYPES:
             raise ConfigError(f"merge_type must be one of {', '.join(MERGE_TYPES)}, not {self.merge_type!r}")
-        positive = ("lora_r", "lora_alpha", "lr", "seq_len", "batch_size", "anchor_rows", "unlikely_docs", "grpo_batch", "grpo_seq_len", "epochs", "checkpoint_every")
+        positive = ("lora_r", "lora_alpha", "lr", "seq_len", "batch_size", "anchor_rows", "anchor_top_k", "unlikely_docs", "grpo_batch", "grpo_seq_len", "epochs", "checkpoint_every")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)!r}")

@@ -8,7 +8,7 @@ import math
 import time
 import warnings
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,7 +24,8 @@ from trainer.export_gguf import adapter_from_peft, fold_into, read_adapter, veri
 from trainer.gguf_load import Base, fingerprint, load_base
 from trainer.merge import merge
 from trainer.objectives import (
-    anchor_loss, doc_logps, dpo_loss, grpo_loss, kto_loss, sft_loss, target_logits, target_logps, unlikelihood_loss,
+    anchor_loss, doc_logps, dpo_loss, grpo_loss, kto_loss, sft_loss, target_logits, target_logps, top_logps,
+    unlikelihood_loss,
 )
 from trainer.packing import Batch, collate, pack
 from trainer.progress import Reporter, peak_rss_mb
@@ -52,6 +53,8 @@ class Source:
     weight: float
     units: list
     per_step: int
+    references: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    """The current generation's top_logps per anchor row (by the row's id), computed the first time it comes up."""
 
     def batches_per_epoch(self) -> int:
         """Steps one pass over the units takes."""
@@ -146,9 +149,9 @@ def make_batches(source: Source, units: list, seq_len: int, pad_id: int) -> list
 
 
 def objective_loss(
-    peft_model: PeftModel, source: Source, batch: Batch, flags: torch.Tensor | None, config: TrainConfig
+    peft_model: PeftModel, source: Source, batch: Batch, flags: torch.Tensor | None, config: TrainConfig, unit: object = None
 ) -> tuple[torch.Tensor, float | None]:
-    """The source's loss on batch, and for GRPO the batch's expected reward under the policy being trained.
+    """The source's loss on batch (made of unit), and for GRPO the batch's expected reward under the policy being trained.
 
     All but SFT compare against the model with the adapter disabled: the current generation. The expected
     reward is self-normalised importance sampling over the sampled answers, so it rises as the policy moves
@@ -156,9 +159,12 @@ def objective_loss(
     """
     model = peft_model.get_base_model()
     if source.kind == "anchor":
-        with torch.no_grad(), peft_model.disable_adapter():
-            reference_logits = target_logits(model, batch)
-        return anchor_loss(target_logits(model, batch), reference_logits), None
+        reference = source.references.get(id(unit))
+        if reference is None:
+            with torch.no_grad(), peft_model.disable_adapter():
+                reference = top_logps(target_logits(model, batch), config.anchor_top_k)
+            source.references[id(unit)] = reference
+        return anchor_loss(target_logits(model, batch), *reference), None
     policy = target_logps(model, batch)
     if source.kind == "sft":
         return sft_loss(policy), None
@@ -268,12 +274,13 @@ class Trainer:
             group["lr"] = learning_rate(config, self.step, total)
         loss_sum, tokens, rewards = 0.0, 0, []
         for source in sources:
-            parts = make_batches(source, source.take(self.step, config.seed), config.seq_len, pad_id)
+            units = source.take(self.step, config.seed)
+            parts = make_batches(source, units, config.seq_len, pad_id)
             size = (lambda b: b.n_docs) if source.kind == "grpo" else (lambda b: b.n_targets)  # GRPO averages per answer
             whole = sum(size(batch) for batch, _ in parts)
-            for batch, flags in parts:
+            for (batch, flags), unit in zip(parts, units if source.kind == "anchor" else [None] * len(parts)):
                 share = size(batch) / whole  # micro-batch means add up to the step's mean
-                loss, batch_reward = objective_loss(self.peft_model, source, batch.to(device), flags, config)
+                loss, batch_reward = objective_loss(self.peft_model, source, batch.to(device), flags, config, unit)
                 loss = source.weight * share * loss
                 loss.backward()
                 if batch_reward is not None:
