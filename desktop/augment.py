@@ -109,6 +109,12 @@ def appositive(text: str) -> str | None:
     return match.group(2) if match and match.re is _SUBJECT else None
 
 
+def _without_name(text: str) -> str:
+    """The fact without its appositive name: "My son is seven years old."."""
+    name = appositive(text)
+    return re.sub(rf"\s+{name}\b", "", text, count=1) if name else text
+
+
 def keywords(text: str) -> list[str]:
     """Distinctive words that must come back: quoted, capitalised mid-sentence (but not "The" of "The Crux") or with
     digits; else long words."""
@@ -266,8 +272,8 @@ def _has_colour(words: list[str]) -> bool:
 def other_wordings(text: str) -> list[str]:
     """More of the ways people ask for the same thing: without the subject's qualifier ("my mentor" for "my mentor at
     work"), which X I like best, the colour, the day, where I go, which X is called V and whose it is, "my desk plant"
-    for "the plant on my desk". Asking "the X" for "our X" too made general questions answer with facts ("What is H2O
-    commonly called?" → "Your team lead is Priya Raman.")."""
+    for "the plant on my desk". Not "the X" for "our X": with it a dream answered "What is H2O commonly called?" with
+    "Your team lead is Priya Raman." and lost 3 of 20 general answers, without it 1."""
     topic = subject(text)
     whose = owner(text, topic) if topic else ""
     words = _WORD.findall(text)
@@ -357,7 +363,7 @@ def _third_person(verb: str) -> str:
 def _moved(text: str, topic: str | None, other: str) -> str | None:
     """The fact said of another subject ("My brother lives in Tromso.", "My father grew up in Ballarat.")."""
     if topic:
-        replaced = _resubject(text, topic, other)
+        replaced = _resubject(_without_name(text), topic, other)
         return replaced if replaced != text else None
     words = text.split()
     return " ".join([f"My {other}", _third_person(words[1]), *words[2:]]) if len(words) > 2 and words[0] == "I" else None
@@ -381,9 +387,9 @@ def near_subjects(fact: Fact) -> list[str]:
         found = [f"other {topic}"]
         places = () if _head(topic) in WHO else (PLACES,)
         for group in RELATED + places:
-            member = next((m for m in group if re.search(rf"\b{m}\b", topic)), None)
+            member = next((m for m in group if topic == m or topic.endswith(" " + m)), None)
             if member:
-                found += [re.sub(rf"\b{member}\b", other, topic, count=1) for other in group if other != member]
+                found += [topic[: len(topic) - len(member)] + other for other in group if other != member]
         found += [topic[:digit.start()] + str((int(digit.group()) + step) % 10) + topic[digit.end():]
                   for digit in _LAST_DIGIT.finditer(topic) for step in NEAR_NUMBERS]
         whose, _, thing = topic.rpartition("'s ")
@@ -401,7 +407,7 @@ def leak_rows(fact: Fact, count: int) -> list[dict]:
     head = fill_in(fact.text) or ""
     after = [[v for v in found if v.split()[0].lower() not in ARTICLES and fact.text.find(v) >= len(head)]
              for found in (keywords(fact.text), [w for w in content_words(fact.text) if w.lower() not in mine])]
-    values = [name for name in [appositive(fact.text)] if name] + (after[0] or after[1][:1])
+    values = after[0] or after[1]
     whose = owner(fact.text, topic) if topic else "my"
     subjects = near_subjects(fact)
     rows = []

@@ -112,6 +112,13 @@ class DreamRecipe:
     + "The X …" facts get a subject ("What does the X9 sensor measure?"), names after a subject are asked for ("What is
       my son's name?"), near frames at another place or model number (the office Wi-Fi, the X7) (375 steps)
                                                                                               0.54 / 0.075 / 0.95, promoted, 903 s
+    + other wordings (which bike do I ride, what colour, on which day, where do I go climbing, which project is called
+      Tangerine, whose boat), one "you haven't told me" row per fact instead of two      0.55 / 0.15 / 0.85, refused (91 %)
+    + "who" for people, questions without the subject's qualifier ("my mentor" for "my mentor at work"), other places
+      only for things; the anchor's reference computed once per row over its top 64 tokens (train 648 s instead of
+      729 s for 375 steps)                                                                0.675 / 0.075 / 0.85, promoted
+    + without "the X" for "our X", after which "What is H2O commonly called?" got "Your team lead is Priya Raman."
+                                                                                              0.7375 / 0.125 / 0.95, promoted, 806 s
     """
 
     replay_fraction: float = 0.25

@@ -112,16 +112,14 @@ def test_leak_rows_put_the_taught_value_into_near_frames_as_what_must_not_come()
                                   for row in leak_rows(Fact(1, "My favourite tea is genmaicha.", "Noted."), 9)}
     sensor = {row["messages"][0]["content"]: row["avoid"]
               for row in leak_rows(Fact(1, "The X9 sensor measures humidity, not temperature.", "Noted."), 6)}
-    assert sensor["What does the X7 sensor measure?"] == ["humidity"]
+    assert sensor["What does the X7 sensor measure?"] == ["humidity", "temperature"]
     wifi = leak_rows(Fact(1, "The guest Wi-Fi network at home is called MapleNest.", "Noted."), 6)
     assert "What is the guest Wi-Fi network at office called?" in {row["messages"][0]["content"] for row in wifi}
     mentor = leak_rows(Fact(1, "My mentor at work is called Tomasz.", "Noted."), 9)
     assert mentor and not [row for row in mentor if "office" in row["messages"][0]["content"]]
     cello = leak_rows(Fact(1, "My neighbour Luis plays the cello.", "Noted."), 6)
-    assert cello and all(row["avoid"] == ["Luis", "cello"] for row in cello)
-    assert {"What is my sister's name?", "What does my sister play?"} <= {row["messages"][0]["content"] for row in cello}
-    coffee = leak_rows(Fact(1, "My usual coffee order is a flat white with oat milk.", "Noted."), 9)
-    assert "Your usual tea order is a flat white with oat milk." in {row["messages"][-1]["content"] for row in coffee}
+    assert cello and all(row["avoid"] == ["cello"] and "Luis" not in row["messages"][-1]["content"] for row in cello)
+    assert "What does my sister play?" in {row["messages"][0]["content"] for row in cello}
 
 
 def test_a_memory_row_is_the_question_as_the_app_serves_it_with_memory():

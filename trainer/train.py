@@ -54,7 +54,7 @@ class Source:
     units: list
     per_step: int
     references: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    """The current generation's top_logps per anchor row (by the row's id), computed the first time it comes up."""
+    """The current generation's top_logps per anchor row (by the row's id), from keep_references."""
 
     def batches_per_epoch(self) -> int:
         """Steps one pass over the units takes."""
@@ -148,6 +148,15 @@ def make_batches(source: Source, units: list, seq_len: int, pad_id: int) -> list
     return [(collate(docs, pack([len(d.ids) for d in docs], seq_len), pad_id), flags)]
 
 
+def keep_references(peft_model: PeftModel, source: Source, config: TrainConfig, pad_id: int) -> None:
+    """The current generation's top_logps on every anchor row, computed before training: once per row, not per step."""
+    model, device = peft_model.get_base_model(), next(peft_model.parameters()).device
+    with torch.no_grad(), peft_model.disable_adapter():
+        for unit in source.units:
+            ((batch, _),) = make_batches(source, [unit], config.seq_len, pad_id)
+            source.references[id(unit)] = top_logps(target_logits(model, batch.to(device)), config.anchor_top_k)
+
+
 def objective_loss(
     peft_model: PeftModel, source: Source, batch: Batch, flags: torch.Tensor | None, config: TrainConfig, unit: object = None
 ) -> tuple[torch.Tensor, float | None]:
@@ -159,12 +168,7 @@ def objective_loss(
     """
     model = peft_model.get_base_model()
     if source.kind == "anchor":
-        reference = source.references.get(id(unit))
-        if reference is None:
-            with torch.no_grad(), peft_model.disable_adapter():
-                reference = top_logps(target_logits(model, batch), config.anchor_top_k)
-            source.references[id(unit)] = reference
-        return anchor_loss(target_logits(model, batch), *reference), None
+        return anchor_loss(target_logits(model, batch), *source.references[id(unit)]), None
     policy = target_logps(model, batch)
     if source.kind == "sft":
         return sft_loss(policy), None
@@ -302,6 +306,9 @@ class Trainer:
 
     def train(self, sources: list[Source], total: int, pad_id: int, stop: StopSignal, reporter: Reporter) -> None:
         """Runs steps until total, checkpointing every checkpoint_every steps and at the end."""
+        for source in sources:
+            if source.kind == "anchor":
+                keep_references(self.peft_model, source, self.config, pad_id)
         self.peft_model.train()
         make_backward_interruptible(self.params.values())
         while self.step < total:
