@@ -119,6 +119,9 @@ class DreamRecipe:
       729 s for 375 steps)                                                                0.675 / 0.075 / 0.85, promoted
     + without "the X" for "our X", after which "What is H2O commonly called?" got "Your team lead is Priya Raman."
                                                                                               0.7375 / 0.125 / 0.95, promoted, 806 s
+    + names kept in near frames and avoided too, related subjects found inside a subject ("my usual tea order"), one
+      content word avoided where a fact has no keyword: refused (its general answers 100 % → 91 %; its own held-out
+      probes 0.86, leaks 0.06), 811 s; so those three are not in the defaults
     """
 
     replay_fraction: float = 0.25
