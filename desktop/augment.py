@@ -3,8 +3,9 @@
 The templates follow what worked in the prototypes (../shared/DESIGN.md): the teach exchange itself, a
 "what did I just tell you?" follow-up, "what did I tell you about <subject>?", a reminder, a fill-in of the
 sentence up to its first distinctive word, "do you remember what I said about <keyword>?", and the reverse
-question, and direct questions built from the sentence ("Where does my sister live?"); answers restate the
-fact in the second person. Questions about subjects nothing taught mentions get an honest "you haven't told me" where
+question, direct questions built from the sentence ("Where does my sister live?") and the other wordings people use
+("What bike do I ride?", "Who is my mentor?", "Whose boat is the Saltwren?"); answers restate the fact in the second
+person. Questions about subjects nothing taught mentions get an honest "you haven't told me" where
 they ask what was told ("what did I tell you about my cat?"); questions in the fact's own frame about near subjects
 ("Where does my brother live?") become unlikelihood rows (leak_rows): the taught value must not come where it would
 start ("Your brother lives in" must not go on "Tromso"), and nothing else about their answers is taught.

@@ -78,7 +78,7 @@ def kto_loss(
 
 def top_logps(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k likeliest tokens' log-probabilities and ids at each position: the current generation's answer distribution,
-    small enough to compute once per anchor row and keep (the whole vocabulary would take ~6 MB per row)."""
+    small enough to compute once per anchor row and keep (the whole vocabulary would take ~12 MB per row)."""
     return F.log_softmax(logits, dim=-1).topk(min(k, logits.shape[-1]), dim=-1)
 
 
