@@ -40,7 +40,7 @@ class TrainConfig:
     """Packed anchor rows per step."""
     anchor_top_k: int = 64
     """Tokens per position the anchor's KL sums over: the current generation's likeliest ones, computed once per row
-    before training and kept, so steps skip the reference forward pass (1.95 → 1.75 s per step of a 40-fact dream)."""
+    before training and kept, so steps skip the reference forward pass (1.95 → 1.76–1.85 s per step of a 40-fact dream)."""
     unlikely_weight: float = 1.0
     """-log(1 - p) of a taught value's first token where a near question's answer would carry it (unlikely.jsonl)."""
     unlikely_docs: int = 1
