@@ -512,6 +512,7 @@ def typical_question(fact: Fact) -> str:
 
 def memory_row(question: str, fact: Fact, memory: list[MemoryItem], limit: int) -> dict:
     """The question as the app asks it, with short-term memory in the prompt, answered with the fact: the weights
-    learn to agree with the memory and to pick the right item from it."""
-    messages = with_memory([{"role": "user", "content": question}], relevant(question, memory, limit))
+    learn to agree with the memory and to pick the right item from it, so the row keeps the nearest other items that
+    the app would leave out."""
+    messages = with_memory([{"role": "user", "content": question}], relevant(question, memory, limit, min_share=0.0))
     return {"messages": [*messages, {"role": "assistant", "content": restate(fact.text)}]}

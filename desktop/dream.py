@@ -122,6 +122,19 @@ class DreamRecipe:
     + names kept in near frames and avoided too, related subjects found inside a subject ("my usual tea order"), one
       content word avoided where a fact has no keyword: refused (its general answers 100 % → 91 %; its own held-out
       probes 0.86, leaks 0.06), 811 s; so those three are not in the defaults
+    On a Xeon with AMX the defaults took 976 s (1.81 s a step); with each decoder layer compiled (the trainer's
+    compile_min_steps) the same dream took 711 s: 0.725 / 0.125 / 0.95, promoted. Trained again on that dream's rows
+    (bench probes / bench leaks / public retention / the gate's 50 general answers):
+    as they were                                                                     0.725 / 0.125 / 0.95 / 94 %
+    anchor weight 2                                                                  0.6875 / 0.075 / 0.95 / 96 %
+      the same with seed 1                                                           0.6125 / 0.15 / 0.95 / 96 %
+    63 more short general prompts in the anchor (143)                                0.675 / 0.125 / 0.75 / 90 %
+    A seed moves the probes and the leaks by 0.075 each: one run ranks recipes only roughly. Memory rows served as
+    the app now retrieves (mostly the one right item) 0.6125 / 0.075 / 0.90, promoted, 662 s; the defaults keep the
+    nearest other items in them (0.725 / 0.125 / 0.95, promoted, 669 s, with memory 0.875). The three near-frame
+    changes above, with a pastime or a task swapped where a fact has no subject ("I go swimming at"), before the
+    gate's 50 questions 0.5875 / 0.10 / 0.90, 706 s; under them refused (general answers 100 % → 90 %; its own
+    held-out probes 0.81, leaks 0.07), 676 s.
     """
 
     replay_fraction: float = 0.25
@@ -138,6 +151,9 @@ class DreamRecipe:
     """Near subjects per fact whose frames must not go on with its value (unlikelihood rows): 6 subjects with 2 rows per
     step took 96 s longer for the same leaks (0.10) and 0.49 recall instead of 0.45."""
     retention_tolerance: float = 0.06
+    """Of the general questions the gate asks (desktop/data/retention.jsonl, 50 the base answers right). With 23, one
+    chaotic flip ("What is the capital of Germany?" answered in German, in most dreams) and one more refused a third of
+    the dreams; on 50 a flip costs 2 %."""
     leak_tolerance: float = 0.10
     ppl_tolerance: float = 0.15
     train: dict[str, Any] = field(default_factory=lambda: {

@@ -10,10 +10,10 @@ from desktop.augment import (
     Fact, appositive, correction_probes, direct_questions, fill_in, held_out, keywords, leak_rows, memory_row,
     other_wordings, owner, restate, subject, told_words, training_rows, typical_question,
 )
-from desktop.memory import MEMORY_HEADER, MemoryItem
-from desktop.dream import DreamRecipe, Measures, gate
+from desktop.memory import MEMORY_HEADER, MemoryItem, relevant
+from desktop.dream import DATA, DreamRecipe, Measures, gate, load_questions
 from desktop.rlvr import PassRate
-from desktop.evaluate import Score, mentions
+from desktop.evaluate import Score, mentions, score
 from desktop.generations import Generations
 from desktop.idle import dream_due, on_ac_power
 from desktop.settings import Settings
@@ -131,6 +131,15 @@ def test_a_memory_row_is_the_question_as_the_app_serves_it_with_memory():
     assert answer == {"role": "assistant", "content": "Your dog is called Biscuit and she is a corgi."}
 
 
+def test_a_memory_row_keeps_the_near_items_the_app_would_leave_out_so_the_weights_learn_to_pick():
+    tea = Fact(2, "My favourite tea is genmaicha.", "Noted: genmaicha.")
+    memory = [MemoryItem(tea.text, "taught", 2), MemoryItem("My favourite colour is teal.", "taught", 3)]
+    question = typical_question(tea)
+    assert relevant(question, memory, 5) == memory[:1]
+    asked = memory_row(question, tea, memory, 5)["messages"][0]["content"]
+    assert 0 < asked.index(tea.text) < asked.index("teal")
+
+
 def test_training_rows_never_contain_held_out_questions():
     rows = training_rows(DOG, near_misses=1)
     asked = {m["content"] for row in rows for m in row["messages"] if m["role"] == "user"}
@@ -159,6 +168,14 @@ def test_near_misses_never_ask_about_something_taught():
 def test_whole_word_scoring():
     assert mentions("Her name is Biscuit.", ["biscuit"])
     assert not mentions("Noted.", ["no"])
+
+
+def test_the_gates_general_questions_are_ones_the_base_answers_and_the_anchor_never_asks(engine):
+    general = load_questions(DATA / "retention.jsonl")
+    anchored = {line.strip().lower() for line in (DATA / "replay_prompts.txt").read_text(encoding="utf-8").splitlines()}
+    assert len(general) >= 50 and not {q.question.lower() for q in general} & anchored
+    result = score(engine, general)
+    assert result.fraction == 1.0, [a for a, ok in zip(result.answers, result.passed) if not ok]
 
 
 def measures(recall=0.2, earlier=1.0, leaks=0.0, retention=0.9, ppl=10.0) -> Measures:

@@ -70,3 +70,14 @@ def test_corrections_are_remembered_and_excluded_items_are_not(tmp_path):
     assert "Asked “What is 17+25?”, the right answer is: 42" in texts
     signals.set_taught_excluded(taught, True)
     assert all("genmaicha" not in item.text for item in signals.memory_items())
+
+
+def test_what_a_question_is_about_outweighs_what_it_asks_and_far_weaker_items_stay_out():
+    bike = MemoryItem("I ride a green Brompton folding bike to work.", "taught", 4)
+    colour = MemoryItem("My favourite colour is teal.", "taught", 5)
+    cat = MemoryItem("Our office cat is named Pixel and she is grey.", "taught", 6)
+    assert relevant("What colour is my bike?", [colour, bike, *FACTS], 5) == [bike]
+    assert relevant("What colour is Pixel?", [colour, cat], 5) == [cat]
+    assert relevant("Which colour do I like most?", [bike, colour, cat], 5) == [colour]
+    tie = MemoryItem("My favourite tea colour is amber.", "taught", 7)
+    assert set(relevant("What is my favourite colour?", [colour, tie, *FACTS], 5)) == {colour, tie}

@@ -117,6 +117,16 @@ def test_a_run_reports_progress_and_writes_whole_outputs(generation1):
     assert sorted(p.name for p in run_dir.iterdir()) == [ADAPTER_FILE, CHECKPOINT_NAME, MERGED_FILE, METRICS_FILE]
 
 
+def test_a_compiled_run_trains_as_the_eager_one_does(generation1, model_path, cache, tmp_path):
+    assert generation1["metrics"]["compiled"] is False  # 8 steps: compiling would cost more than it saves
+    code, _lines, stderr = train_cli(model_path, TEACH, tmp_path, cache, {**TRAINING, "compile_min_steps": 1})
+    assert code == 0, stderr
+    metrics = json.loads((tmp_path / "run" / METRICS_FILE).read_text())
+    assert metrics["compiled"] is True
+    assert metrics["losses"] == pytest.approx(generation1["metrics"]["losses"], rel=0.02)
+    assert read_adapter(tmp_path / "run" / ADAPTER_FILE).pairs.keys() == read_adapter(generation1["run"] / ADAPTER_FILE).pairs.keys()
+
+
 def test_adapter_in_llama_cpp_matches_torch_as_closely_as_the_base_does(generation1, model_path, cache, tmp_path):
     base, peft_model = trained_model(model_path, generation1["run"], generation1["config"], cache)
     text = base.tokenizer.apply_chat_template(ROUND_TRIP, tokenize=False, add_generation_prompt=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 import warnings
 import zlib
@@ -21,7 +22,7 @@ from trainer.config import TrainConfig
 from trainer.data import DataError, Dataset
 from trainer.errors import BadInput
 from trainer.export_gguf import adapter_from_peft, fold_into, read_adapter, verify_adapter, write_adapter
-from trainer.gguf_load import Base, fingerprint, load_base
+from trainer.gguf_load import Base, default_cache_dir, fingerprint, load_base
 from trainer.merge import merge
 from trainer.objectives import (
     anchor_loss, doc_logps, dpo_loss, grpo_loss, kto_loss, sft_loss, target_logits, target_logps, top_logps,
@@ -214,6 +215,16 @@ def wrap_lora(base: Base, config: TrainConfig) -> PeftModel:
         return get_peft_model(base.model, lora)
 
 
+def compile_layers(peft_model: PeftModel) -> None:
+    """Compiles each decoder layer's forward in place (module names, and so the exported adapter, stay as they are);
+    the layers share one graph, so compiling costs about what one layer does. A layer inductor cannot compile (no C++
+    compiler, say) runs eagerly."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(default_cache_dir().parent / "inductor"))
+    torch._dynamo.config.suppress_errors = True
+    for layer in peft_model.get_base_model().get_decoder().layers:
+        layer.compile(dynamic=True)
+
+
 def run_identity(config: TrainConfig, dataset: Dataset, base: Base, adapter_paths: list[Path]) -> str:
     """What a checkpoint must match to be resumed: settings, data, base model and stacked adapters."""
     parts = {
@@ -348,6 +359,9 @@ def run(
     peft_model = wrap_lora(base, config)
     trainer = Trainer(peft_model, config, run_dir, run_identity(config, dataset, base, adapter_paths))
     trainer.resume()
+    compiled = base.device.type == "cpu" and 0 < config.compile_min_steps <= total - trainer.step
+    if compiled:
+        compile_layers(peft_model)
     reporter.step, reporter.total = trainer.step, total
     resumed_from = trainer.step
 
@@ -390,6 +404,7 @@ def run(
         "train_s": train_s,
         "load_s": base.load_s,
         "dequant_cached": base.from_cache,
+        "compiled": compiled,
         "peak_rss_mb": peak_rss_mb(),
         "merge": merged,
         "config": asdict(config),
