@@ -126,6 +126,7 @@ class DreamRecipe:
     compile_min_steps) the same dream took 711 s: 0.725 / 0.125 / 0.95, promoted. Trained again on that dream's rows
     (bench probes / bench leaks / public retention / the gate's 50 general answers):
     as they were                                                                     0.725 / 0.125 / 0.95 / 94 %
+      the same with seed 1 (the gate would refuse it)                                0.6125 / 0.15 / 0.90 / 90 %
     anchor weight 2                                                                  0.6875 / 0.075 / 0.95 / 96 %
       the same with seed 1                                                           0.6125 / 0.15 / 0.95 / 96 %
     63 more short general prompts in the anchor (143)                                0.675 / 0.125 / 0.75 / 90 %
