@@ -55,10 +55,14 @@ class Base:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
 
+def cache_root() -> Path:
+    """~/.cache/nightschool, or under XDG_CACHE_HOME when set: the trainer's caches live below it."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nightschool"
+
+
 def default_cache_dir() -> Path:
-    """~/.cache/nightschool/dequant, or under XDG_CACHE_HOME when set."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "nightschool" / "dequant"
+    """Dequantized weights, kept so the next run skips the dequantization."""
+    return cache_root() / "dequant"
 
 
 def pick_device() -> tuple[torch.device, torch.dtype]:

@@ -22,7 +22,7 @@ from trainer.config import TrainConfig
 from trainer.data import DataError, Dataset
 from trainer.errors import BadInput
 from trainer.export_gguf import adapter_from_peft, fold_into, read_adapter, verify_adapter, write_adapter
-from trainer.gguf_load import Base, default_cache_dir, fingerprint, load_base
+from trainer.gguf_load import Base, cache_root, fingerprint, load_base
 from trainer.merge import merge
 from trainer.objectives import (
     anchor_loss, doc_logps, dpo_loss, grpo_loss, kto_loss, sft_loss, target_logits, target_logps, top_logps,
@@ -219,7 +219,7 @@ def compile_layers(peft_model: PeftModel) -> None:
     """Compiles each decoder layer's forward in place (module names, and so the exported adapter, stay as they are);
     the layers share one graph, so compiling costs about what one layer does. A layer inductor cannot compile (no C++
     compiler, say) runs eagerly."""
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(default_cache_dir().parent / "inductor"))
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
     torch._dynamo.config.suppress_errors = True
     for layer in peft_model.get_base_model().get_decoder().layers:
         layer.compile(dynamic=True)
