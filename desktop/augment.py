@@ -361,10 +361,11 @@ def _third_person(verb: str) -> str:
     return verb + "s"
 
 
-def _moved(text: str, topic: str | None, other: str) -> str | None:
-    """The fact said of another subject ("My brother lives in Tromso.", "My father grew up in Ballarat.")."""
+def _moved(text: str, topic: str | None, other: str, named: bool = False) -> str | None:
+    """The fact said of another subject ("My brother lives in Tromso.", "My father grew up in Ballarat."), with the name
+    after the subject when named ("My daughter Arlo is seven years old.")."""
     if topic:
-        replaced = _resubject(_without_name(text), topic, other)
+        replaced = _resubject(text if named else _without_name(text), topic, other)
         return replaced if replaced != text else None
     words = text.split()
     return " ".join([f"My {other}", _third_person(words[1]), *words[2:]]) if len(words) > 2 and words[0] == "I" else None
@@ -376,50 +377,73 @@ def swapped(text: str, topic: str | None, other: str) -> str | None:
     return fill_in(moved) if moved else None
 
 
-def near_subjects(fact: Fact) -> list[str]:
-    """Subjects close to the fact's own (its group's other members, someone else's, "other", the model numbered next to
-    it) that its sentence does not mention: where its value would leak. A first-person fact moves to other people.
+def _word_in(word: str, text: str) -> re.Match[str] | None:
+    """Where word stands as a whole word in text ("coffee" in "usual coffee order", not "work" in "network")."""
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text)
+
+
+def near_subjects(fact: Fact) -> tuple[list[str], list[str]]:
+    """Subjects close to the fact's own that its sentence does not mention, where its value would leak: related ones
+    (the other members of a group found in it, "my usual tea order" beside "my usual coffee order", another place, the
+    model numbered next to it) and owners' ones ("other", someone else's; a first-person fact's other people).
     Taught subjects count too: the brother's city is not the sister's even when the brother was taught (leaving them
     out leaked twice as often)."""
     topic = subject(fact.text)
+    related: list[str] = []
     if topic is None:
-        found = list(PEOPLE) if fact.text.split()[:1] == ["I"] else []
+        owners = list(PEOPLE) if fact.text.split()[:1] == ["I"] else []
     else:
-        found = [f"other {topic}"]
+        owners = [f"other {topic}"]
         places = () if _head(topic) in WHO else (PLACES,)
         for group in RELATED + places:
-            member = next((m for m in group if topic == m or topic.endswith(" " + m)), None)
-            if member:
-                found += [topic[: len(topic) - len(member)] + other for other in group if other != member]
-        found += [topic[:digit.start()] + str((int(digit.group()) + step) % 10) + topic[digit.end():]
-                  for digit in _LAST_DIGIT.finditer(topic) for step in NEAR_NUMBERS]
+            found = next((match for match in (_word_in(m, topic) for m in group) if match), None)
+            if found:
+                related += [topic[:found.start()] + other + topic[found.end():] for other in group if other != found.group()]
+        related += [topic[:digit.start()] + str((int(digit.group()) + step) % 10) + topic[digit.end():]
+                    for digit in _LAST_DIGIT.finditer(topic) for step in NEAR_NUMBERS]
         whose, _, thing = topic.rpartition("'s ")
         if owner(fact.text, topic) != "the":
-            found += [f"{person}'s {thing}" for person in PEOPLE if person != whose and thing not in RELATED[0]]
+            owners += [f"{person}'s {thing}" for person in PEOPLE if person != whose and thing not in RELATED[0]]
     said, mine = told_words([fact.text]), set(_TOKEN.findall((topic or "").lower()))
-    return [o for o in found if said.isdisjoint(set(_TOKEN.findall(o.lower())) - mine - {"s", "other"})]
+    kept = [[o for o in dict.fromkeys(found) if said.isdisjoint(set(_TOKEN.findall(o.lower())) - mine - {"s", "other"})]
+            for found in (related, owners)]
+    return kept[0], [o for o in kept[1] if o not in kept[0]]
+
+
+def _rotated(items: list[str], start: int) -> list[str]:
+    """items from start on, wrapping round: each fact takes its own share of a long list."""
+    return items[start % len(items):] + items[:start % len(items)] if items else []
+
+
+def _alternating(first: list[str], second: list[str]) -> list[str]:
+    """One of each in turn, then the rest of the longer list."""
+    pairs = [item for pair in zip(first, second) for item in pair]
+    return pairs + first[len(second):] + second[len(first):]
 
 
 def leak_rows(fact: Fact, count: int) -> list[dict]:
     """Near questions answered in the fact's frame ("Your brother lives in Tromso."), whose taught values must not come
-    where they would start: unlikelihood rows, which push down those tokens and nothing else."""
+    where they would start: unlikelihood rows, which push down those tokens and nothing else. Related subjects and
+    owners' ones take turns, so every fact has both kinds; a name after the subject must not come either ("Your
+    daughter Arlo" after "My son Arlo is seven years old.")."""
     topic = subject(fact.text)
     mine = set((topic or "").lower().split())
     head = fill_in(fact.text) or ""
     after = [[v for v in found if v.split()[0].lower() not in ARTICLES and fact.text.find(v) >= len(head)]
              for found in (keywords(fact.text), [w for w in content_words(fact.text) if w.lower() not in mine])]
-    values = after[0] or after[1]
+    name = appositive(fact.text)
+    values = ([name] if name else []) + (after[0] or after[1])
     whose = owner(fact.text, topic) if topic else "my"
-    subjects = near_subjects(fact)
+    related, owners = near_subjects(fact)
     rows = []
-    for other in [subjects[(fact.item_id + i) % len(subjects)] for i in range(min(count, len(subjects)))]:
-        moved = _moved(fact.text, topic, other)
-        answer = restate(moved) if moved else ""
+    for other in _alternating(_rotated(related, fact.item_id), _rotated(owners, fact.item_id))[:count]:
+        moved, named = _moved(fact.text, topic, other), _moved(fact.text, topic, other, named=True)
+        answer = restate(named) if moved and named else ""
         avoid = [v for v in values if v in answer]
         if not avoid:
             continue
         frame = fill_in(moved)
-        questions = direct_questions(moved) + ([f"Remind me: {frame} …?"] if frame else [])
+        questions = direct_questions(named) + ([f"Remind me: {frame} …?"] if frame else [])
         for question in questions or [f"What do you know about {whose} {other}?"]:
             rows.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
                          "avoid": avoid})

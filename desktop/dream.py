@@ -136,6 +136,13 @@ class DreamRecipe:
     changes above, with a pastime or a task swapped where a fact has no subject ("I go swimming at"), before the
     gate's 50 questions 0.5875 / 0.10 / 0.90, 706 s; under them refused (general answers 100 % → 90 %; its own
     held-out probes 0.81, leaks 0.07), 676 s.
+    On an AMD EPYC (2 cores, no AMX; 3.2-3.6 s a step) the defaults then gave 0.70 / 0.15 / 0.90, promoted, 1385 s
+    (with memory 0.875). Near subjects in two kinds that take turns, so every fact's four are two related ones (another
+    member of a group found anywhere in the subject, "my usual tea order" beside "my usual coffee order"; another place;
+    the next model number) and two owners' ones ("other", someone else's), with the name after a subject avoided too
+    ("Your daughter Arlo", "What is my sister's name?" after "My neighbour Luis plays the cello."), the defaults now:
+    0.625 / 0.075 / 0.95, promoted, 1533 s (with memory 0.8625; the gate's own held-out probes 0.81 in both runs,
+    leaks 1 of 68 instead of 2). Leaks halve, weights alone lose 6 of 80 probes: the trade seen above once more.
     """
 
     replay_fraction: float = 0.25

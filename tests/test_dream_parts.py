@@ -7,7 +7,7 @@ import json
 import pytest
 
 from desktop.augment import (
-    Fact, appositive, correction_probes, direct_questions, fill_in, held_out, keywords, leak_rows, memory_row,
+    Fact, appositive, correction_probes, direct_questions, fill_in, held_out, keywords, leak_rows, memory_row, near_subjects,
     other_wordings, owner, restate, subject, told_words, training_rows, typical_question,
 )
 from desktop.memory import MEMORY_HEADER, MemoryItem, relevant
@@ -118,8 +118,20 @@ def test_leak_rows_put_the_taught_value_into_near_frames_as_what_must_not_come()
     mentor = leak_rows(Fact(1, "My mentor at work is called Tomasz.", "Noted."), 9)
     assert mentor and not [row for row in mentor if "office" in row["messages"][0]["content"]]
     cello = leak_rows(Fact(1, "My neighbour Luis plays the cello.", "Noted."), 6)
-    assert cello and all(row["avoid"] == ["cello"] and "Luis" not in row["messages"][-1]["content"] for row in cello)
-    assert "What does my sister play?" in {row["messages"][0]["content"] for row in cello}
+    assert cello and all(row["avoid"] == ["Luis", "cello"] for row in cello)
+    assert not [row for row in cello if "Luis" in row["messages"][0]["content"]]
+    cellists = {row["messages"][0]["content"] for row in leak_rows(Fact(1, "My neighbour Luis plays the cello.", "Noted."), 99)}
+    assert {"What does my sister play?", "What is my sister's name?"} <= cellists
+
+
+def test_near_subjects_are_related_ones_and_owners_and_leak_rows_take_both():
+    coffee = Fact(3, "My usual coffee order is a flat white with oat milk.", "Noted.")
+    related, owners = near_subjects(coffee)
+    assert "usual tea order" in related and "sister's usual coffee order" in owners and not set(related) & set(owners)
+    assert near_subjects(Fact(1, "Our guest network is open.", "Noted."))[0] == []
+    asked = [row["messages"][0]["content"] for row in leak_rows(coffee, 4)]
+    assert any("tea order" in q or "juice order" in q or "beer order" in q or "wine order" in q for q in asked)
+    assert any("'s usual coffee order" in q for q in asked)
 
 
 def test_a_memory_row_is_the_question_as_the_app_serves_it_with_memory():
