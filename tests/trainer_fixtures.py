@@ -157,7 +157,7 @@ def llama_logits(model_path: Path, ids: list[int], adapter: Path | None = None) 
 
 
 def agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
-    """Top-1 agreement, max and mean |Δlogit|, mean KL(reference || other) over positions."""
+    """Top-1 agreement, max, 99.9th-percentile and mean |Δlogit|, mean KL(reference || other) over positions."""
     def log_softmax(x: np.ndarray) -> np.ndarray:
         shifted = x - x.max(-1, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
@@ -166,6 +166,7 @@ def agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
     return {
         "top1": float((reference.argmax(-1) == other.argmax(-1)).mean()),
         "max_abs": float(np.abs(reference - other).max()),
+        "p999_abs": float(np.quantile(np.abs(reference - other), 0.999)),
         "mean_abs": float(np.abs(reference - other).mean()),
         "kl": float((np.exp(p) * (p - q)).sum(-1).mean()),
     }
