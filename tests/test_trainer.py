@@ -153,8 +153,9 @@ def test_adapter_in_llama_cpp_matches_torch_as_closely_as_the_base_does(generati
     assert effect["max_abs"] > 5 * floor["max_abs"]  # the adapter moves logits far beyond the floor...
     # ...and llama.cpp reproduces the move: top-1 within a few positions, typical error and KL at the floor, and the
     # large errors (the thousandth of logits furthest off) well inside the move and below the unpermuted adapter's.
-    # Those are not held to the floor's: on a Xeon with AMX they were within 1.5x of it, on an AMD EPYC (the same
-    # files, mean and KL at the floor) twice it (floor 0.94, adapter 1.89, unpermuted 2.42, the move 7.26).
+    # Those are not held to the floor's: on a Xeon with AMX even the worst logit was within 1.5x of the floor's, on an
+    # AMD EPYC (mean and KL at the floor) the large errors were twice it (floor 0.94, adapter 1.89, unpermuted 2.42,
+    # the move 7.26) and the worst logit 3.8 against 1.8.
     assert adapted["top1"] >= floor["top1"] - 0.01
     assert adapted["mean_abs"] <= 1.1 * floor["mean_abs"]
     assert adapted["kl"] <= 1.5 * floor["kl"]
