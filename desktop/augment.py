@@ -329,16 +329,21 @@ def _untold(fact: Fact, told: frozenset[str]) -> list[str]:
     return [other for other in OTHER_SUBJECTS if said.isdisjoint(other.split())]
 
 
+def _rotated(items: list[str], start: int) -> list[str]:
+    """items from start on, wrapping round: each fact takes its own share of a long list."""
+    return items[start % len(items):] + items[:start % len(items)] if items else []
+
+
 def _others(fact: Fact, told: frozenset[str], count: int) -> list[str]:
     """Subjects the fact is not about, for near-misses; training takes them from the fact's id on."""
     pool = _untold(fact, told)
-    return [pool[(fact.item_id + i) % len(pool)] for i in range(min(count, len(pool) - 1))]
+    return _rotated(pool, fact.item_id)[:min(count, len(pool) - 1)]
 
 
 def _held_out_other(fact: Fact, told: frozenset[str]) -> str | None:
     """The one subject training's near-misses reach last (the one before the fact's id): held-out near-misses use it."""
     pool = _untold(fact, told)
-    return pool[(fact.item_id - 1) % len(pool)] if pool else None
+    return _rotated(pool, fact.item_id)[-1] if pool else None
 
 
 def _resubject(text: str, topic: str, other: str) -> str:
@@ -408,11 +413,6 @@ def near_subjects(fact: Fact) -> tuple[list[str], list[str]]:
     kept = [[o for o in dict.fromkeys(found) if said.isdisjoint(set(_TOKEN.findall(o.lower())) - mine - {"s", "other"})]
             for found in (related, owners)]
     return kept[0], [o for o in kept[1] if o not in kept[0]]
-
-
-def _rotated(items: list[str], start: int) -> list[str]:
-    """items from start on, wrapping round: each fact takes its own share of a long list."""
-    return items[start % len(items):] + items[:start % len(items)] if items else []
 
 
 def _alternating(first: list[str], second: list[str]) -> list[str]:
