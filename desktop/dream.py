@@ -143,6 +143,10 @@ class DreamRecipe:
     ("Your daughter Arlo", "What is my sister's name?" after "My neighbour Luis plays the cello."), the defaults now:
     0.625 / 0.075 / 0.95, promoted, 1533 s (with memory 0.8625; the gate's own held-out probes 0.81 in both runs,
     leaks 1 of 68 instead of 2). Leaks halve, weights alone lose 6 of 80 probes: the trade seen above once more.
+    On an AMD EPYC with AVX2 only (2 cores; 4.3 s a step once a row's conversations share their system prompt, 4.9 s
+    before) the same defaults gave 0.5875 / 0.10 / 0.85, promoted, 2163 s (training 1868 s; with memory 0.875; the gate's
+    own held-out probes 0.81, leaks 1 of 68, general answers 92 %): "What is H2O commonly called?" got the team lead again
+    and "How many hours are in a day?" rambled, as on the Xeon before.
     """
 
     replay_fraction: float = 0.25
@@ -161,7 +165,9 @@ class DreamRecipe:
     retention_tolerance: float = 0.06
     """Of the general questions the gate asks (desktop/data/retention.jsonl, 50 the base answers right). With 23, one
     chaotic flip ("What is the capital of Germany?" answered in German, in most dreams) and one more refused a third of
-    the dreams; on 50 a flip costs 2 %."""
+    the dreams; on 50 a flip costs 2 %. The base's greedy answers depend on the CPU's kernels: on an AVX2-only AMD EPYC
+    it called Mumbai the capital of India and grass the colour of the English flag, so those two were swapped for
+    questions it answers there."""
     leak_tolerance: float = 0.10
     ppl_tolerance: float = 0.15
     train: dict[str, Any] = field(default_factory=lambda: {

@@ -151,13 +151,14 @@ def test_adapter_in_llama_cpp_matches_torch_as_closely_as_the_base_does(generati
     print(f"\nround trip over {len(ids)} positions: floor {floor}\nadapter {adapted}\nunpermuted {wrong}\neffect {effect}")
 
     assert effect["max_abs"] > 5 * floor["max_abs"]  # the adapter moves logits far beyond the floor...
-    # ...and llama.cpp reproduces the move: top-1 within a few positions, typical error and KL at the floor, and the
-    # large errors (the thousandth of logits furthest off) well inside the move and below the unpermuted adapter's.
-    # Those are not held to the floor's: on a Xeon with AMX even the worst logit was within 1.5x of the floor's, on an
-    # AMD EPYC (mean and KL at the floor) the large errors were twice it (floor 0.94, adapter 1.89, unpermuted 2.42,
-    # the move 7.26) and the worst logit 3.8 against 1.8.
+    # ...and llama.cpp reproduces the move: top-1 within a few positions, KL near the floor, the typical error beyond
+    # the floor's a small part of the move, and the large errors (the thousandth of logits furthest off) well inside the
+    # move and below the unpermuted adapter's. How close to the floor depends on the CPU's kernels: on a Xeon with AMX
+    # even the worst logit was within 1.5x of the floor's; on one AMD EPYC mean error and KL sat at the
+    # floor while the large errors were twice it (floor 0.94, adapter 1.89, unpermuted 2.42, the move 7.26); on another with
+    # AVX2 only the mean error was 0.217 against the floor's 0.182 (unpermuted 0.438, the move 1.09), KL 1.3x the floor.
     assert adapted["top1"] >= floor["top1"] - 0.01
-    assert adapted["mean_abs"] <= 1.1 * floor["mean_abs"]
+    assert adapted["mean_abs"] - floor["mean_abs"] <= 0.1 * effect["mean_abs"]
     assert adapted["kl"] <= 1.5 * floor["kl"]
     assert adapted["p999_abs"] <= 0.35 * effect["p999_abs"] and adapted["p999_abs"] < wrong["p999_abs"]
     assert wrong["mean_abs"] > 1.5 * adapted["mean_abs"] and wrong["kl"] > 2 * adapted["kl"]
@@ -250,15 +251,25 @@ def test_only_the_first_token_of_each_avoided_value_carries_loss(model_path, cac
     assert first and "Tromso".startswith(first)
 
 
-def test_packed_conversations_do_not_see_each_other(model_path, cache):
+def test_packed_conversations_share_the_system_prompt_but_do_not_see_each_other(model_path, cache):
     base = load_base(model_path, cache)
     torch.set_num_threads(THREADS)
     renderer = ChatRenderer(base.info.chat_template, base.architecture, base.tokenizer.bos_token, base.tokenizer.eos_token)
     first, second = (encode(renderer, base.tokenizer, row["messages"]) for row in TEACH[:2])
-    with torch.no_grad():
-        packed = target_logps(base.model, collate([first, second], [[0, 1]], base.pad_id))
+    packed_batch = collate([first, second], [[0, 1]], base.pad_id)
+    shared = len(first.ids) + len(second.ids) - packed_batch.input_ids.shape[1]
+    assert shared > 10  # the default system prompt is laid out once
+    probe = base.model.get_decoder().layers[3].self_attn.k_proj.weight  # the shared prefix's keys feed both answers
+    probe.requires_grad_(True)
+    try:
+        packed = target_logps(base.model, packed_batch)
+        (packed_grad,) = torch.autograd.grad(packed.sum(), probe)
         alone = torch.cat([target_logps(base.model, collate([doc], [[0]], base.pad_id)) for doc in (first, second)])
+        (alone_grad,) = torch.autograd.grad(alone.sum(), probe)
+    finally:
+        probe.requires_grad_(False)
     assert packed.shape == alone.shape and torch.allclose(packed, alone, atol=1e-4)
+    assert alone_grad.abs().max() > 0 and torch.allclose(packed_grad, alone_grad, atol=1e-4, rtol=1e-3)
 
 
 def test_sigterm_checkpoints_and_exits_3_and_a_rerun_resumes(model_path, cache, tmp_path):

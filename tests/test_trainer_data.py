@@ -113,11 +113,33 @@ def test_collate_restarts_positions_and_labels_only_answer_tokens():
     assert batch.tokens == 7 and batch.n_targets == 4
 
 
+def test_collate_lays_a_shared_untrained_prefix_out_once_and_each_doc_sees_it_and_itself():
+    docs = [Doc([1, 2, 3, 4, 5], [False, False, False, True, True]), Doc([1, 2, 3, 6, 7], [False, False, False, True, True])]
+    batch = collate(docs, [[0, 1]], pad_id=0)
+    # 1 2 3 are common, but 3 is where each doc's own next token is predicted: only 1 2 are laid out once
+    assert batch.input_ids.tolist() == [[1, 2, 3, 4, 5, 3, 6, 7]]
+    assert batch.position_ids.tolist() == [[0, 1, 2, 3, 4, 2, 3, 4]]
+    assert batch.targets.tolist() == [[IGNORE, IGNORE, 4, 5, IGNORE, 6, 7, IGNORE]]
+    assert batch.target_docs.tolist() == [0, 0, 1, 1]
+    assert batch.allowed[0, 5].tolist() == [True, True, False, False, False, True, False, False]
+    assert batch.allowed[0, 1].tolist() == [True, True] + [False] * 6
+    assert batch.tokens == 10
+
+
+def test_collate_shares_nothing_a_doc_trains_on():
+    docs = [Doc([1, 2, 3], [False, True, True]), Doc([1, 2, 4], [False, True, True])]
+    batch = collate(docs, [[0, 1]], pad_id=0)
+    assert batch.input_ids.tolist() == [[1, 2, 3, 1, 2, 4]]
+    assert batch.targets.tolist() == [[2, 3, IGNORE, 2, 4, IGNORE]]
+    assert not batch.allowed[0, 3, :3].any()
+
+
 def test_collate_pads_short_rows_as_their_own_sequence():
     docs = [Doc([1, 2, 3], [False, True, True]), Doc([4, 5], [False, True])]
     batch = collate(docs, [[0], [1]], pad_id=9)
     assert batch.input_ids.tolist() == [[1, 2, 3], [4, 5, 9]]
     assert batch.position_ids[1].tolist() == [0, 1, 0]
+    assert batch.allowed[1, 2].tolist() == [False, False, True]
     assert batch.targets[1].tolist() == [5, IGNORE, IGNORE]
     assert batch.tokens == 5
     assert torch.equal(batch.target_docs, torch.tensor([0, 0, 1]))

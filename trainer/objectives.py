@@ -17,7 +17,11 @@ from trainer.packing import IGNORE, Batch
 
 def target_logits(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
     """The next-token logits at each target position, in row-major order of the targets."""
-    hidden = model.get_decoder()(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
+    bias = torch.zeros(batch.allowed.shape, dtype=model.dtype, device=batch.allowed.device)
+    bias = bias.masked_fill(~batch.allowed, torch.finfo(model.dtype).min)[:, None]  # additive: what eager and sdpa read
+    hidden = model.get_decoder()(
+        input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=bias, use_cache=False
+    )
     logits = model.get_output_embeddings()(hidden.last_hidden_state[batch.targets != IGNORE]).float()
     softcap = getattr(model.config, "final_logit_softcapping", None)
     if softcap:
