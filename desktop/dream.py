@@ -146,7 +146,14 @@ class DreamRecipe:
     On an AMD EPYC with AVX2 only (2 cores; 4.3 s a step once a row's conversations share their system prompt, 4.9 s
     before) the same defaults gave 0.5875 / 0.10 / 0.85, promoted, 2163 s (training 1868 s; with memory 0.875; the gate's
     own held-out probes 0.81, leaks 1 of 68, general answers 92 %): "What is H2O commonly called?" got the team lead again
-    and "How many hours are in a day?" rambled, as on the Xeon before.
+    and "How many hours are in a day?" rambled, as on the Xeon before. Then, there, one run each:
+    LoRA on the last 15 of 30 layers only (the backward pass stops there; 1483 s of training instead of 1868 s)
+                                                                                        0.525 / 0.125 / 0.85, promoted, 1759 s
+      ("What is H2O commonly called?" got "You are allergic to hydrogen."; perplexity 22.8 → 24.3)
+    anchor weight 2 (the defaults now; with memory 0.8625; the gate's own held-out probes 0.76, leaks 2 of 68, general
+      answers 96 %)                                                                     0.6125 / 0.125 / 1.00, promoted, 2068 s
+    With the Xeon's retrains above that makes three runs at weight 2: retention 0.95-1.00 in all (at 1: 0.85-0.95), weights
+    alone 0.61-0.69 (0.59-0.725), leaks 0.075-0.15 (0.10-0.15).
     """
 
     replay_fraction: float = 0.25
@@ -172,6 +179,7 @@ class DreamRecipe:
     ppl_tolerance: float = 0.15
     train: dict[str, Any] = field(default_factory=lambda: {
         "lr": 1e-3, "epochs": 3, "min_steps": 40, "seq_len": 128, "batch_size": 2, "warmup_steps": 10, "merge_type": "q8_0",
+        "anchor_weight": 2.0,
     })
     rl_prompts: int = 96
     """Pool prompts sampled per dream; most groups of a small model pass or fail together and teach nothing."""
