@@ -152,8 +152,9 @@ class DreamRecipe:
       ("What is H2O commonly called?" got "You are allergic to hydrogen."; perplexity 22.8 → 24.3)
     anchor weight 2 (the defaults now; with memory 0.8625; the gate's own held-out probes 0.76, leaks 2 of 68, general
       answers 96 %)                                                                     0.6125 / 0.125 / 1.00, promoted, 2068 s
-    With the Xeon's retrains above that makes three runs at weight 2: retention 0.95-1.00 in all (at 1: 0.85-0.95), weights
-    alone 0.61-0.69 (0.59-0.725), leaks 0.075-0.15 (0.10-0.15).
+      the same with seed 1 (with memory 0.8875)                                         0.5625 / 0.125 / 0.95, promoted, 2087 s
+    With the Xeon's retrains above that makes four runs at weight 2: retention 0.95-1.00 in all (at 1: 0.85-0.95), weights
+    alone 0.56-0.69 (0.59-0.725), leaks 0.075-0.15 (0.10-0.15).
     """
 
     replay_fraction: float = 0.25
