@@ -155,6 +155,11 @@ class DreamRecipe:
       the same with seed 1 (with memory 0.8875)                                         0.5625 / 0.125 / 0.95, promoted, 2087 s
     With the Xeon's retrains above that makes four runs at weight 2: retention 0.95-1.00 in all (at 1: 0.85-0.95), weights
     alone 0.56-0.69 (0.59-0.725), leaks 0.075-0.15 (0.10-0.15).
+    Then, there, one run each (the gate's own held-out probes / its leaks / its general answers, the verdict, length):
+    unlikelihood at weight 2                                                  0.725 / 1 of 68 / 92 %, refused, 1690 s
+    + anchor weight 3                                                         0.65 / 1 of 68 / 92 %, refused, 1709 s
+    Stronger unlikelihood cost 4 of the gate's 50 general answers for one leak fewer (1 of 68 instead of 2), and a
+    stronger anchor did not buy them back: neither is in the defaults.
     """
 
     replay_fraction: float = 0.25
@@ -196,7 +201,8 @@ class DreamRecipe:
     rl_train: dict[str, Any] = field(default_factory=lambda: {
         "lr": 3e-4, "epochs": 2, "grpo_batch": 16, "batch_size": 2, "min_steps": 0,
     })
-    """Overrides of train when a dream has only verifiable prompts to learn from."""
+    """Overrides of train when a dream has only verifiable prompts to learn from. They keep its anchor weight: on an
+    AVX2 EPYC one dream on the public checks raised the held-out pass rate 0.17 → 0.29 with it, 0.27 at weight 1."""
     solutions_per_task: int = 1
     """Shortest passing answers per prompt trained as SFT, from this dream's samples and earlier ones. On the public
     verifiable set, GRPO alone raised the held-out pass rate 0.17 → 0.27 in a dream; with this dream's own shortest
