@@ -160,6 +160,16 @@ class DreamRecipe:
     + anchor weight 3                                                         0.65 / 1 of 68 / 92 %, refused, 1709 s
     Stronger unlikelihood cost 4 of the gate's 50 general answers for one leak fewer (1 of 68 instead of 2), and a
     stronger anchor did not buy them back: neither is in the defaults.
+    Then, there, on a faster run of the same CPU (112-124 tok/s instead of 100), one run each (bench probes / bench
+    leaks / public retention, with memory; the gate's own held-out probes / leaks / general answers; verdict, length):
+    lr 1.4e-3                                            0.60 / 0.125 / 0.90, 0.875; 0.8625 / 1 of 68 / 94 %; promoted, 1537 s
+      (it fits the gate's template-built probes far better, the bench's other wordings no better)
+    questions the current generation writes about each fact (few-shot, four unrelated examples, 6 sampled), kept
+      where it answers them with the fact in its prompt; 2 per fact trained (33 rows; branch
+      experiment/written-questions)                      0.55 / 0.075 / 0.90, 0.875; 0.675 / 1 of 68 / 98 %; promoted, 1626 s
+    + lr 1.4e-3                                           0.5875 / 0.10 / 0.90, 0.875; 0.7375 / 1 of 68 / 94 %; promoted, 1573 s
+    Most kept questions are the model's wording of a template's ("Which town is my sister in?"), some are about the fact
+    but not its value ("What is wrong with my dog?"); leaks fall, recall with them: none of the three is in the defaults.
     """
 
     replay_fraction: float = 0.25
