@@ -160,7 +160,7 @@ class DreamRecipe:
     + anchor weight 3                                                         0.65 / 1 of 68 / 92 %, refused, 1709 s
     Stronger unlikelihood cost 4 of the gate's 50 general answers for one leak fewer (1 of 68 instead of 2), and a
     stronger anchor did not buy them back: neither is in the defaults.
-    Then, there, on a faster run of the same CPU (112-124 tok/s instead of 100), one run each (bench probes / bench
+    Then, there, on a faster run of the same CPU (112-129 tok/s instead of 100), one run each (bench probes / bench
     leaks / public retention, with memory; the gate's own held-out probes / leaks / general answers; verdict, length):
     lr 1.4e-3                                            0.60 / 0.125 / 0.90, 0.875; 0.8625 / 1 of 68 / 94 %; promoted, 1537 s
       (it fits the gate's template-built probes far better, the bench's other wordings no better)
