@@ -170,6 +170,13 @@ class DreamRecipe:
     + lr 1.4e-3                                           0.5875 / 0.10 / 0.90, 0.875; 0.7375 / 1 of 68 / 94 %; promoted, 1573 s
     Most kept questions are the model's wording of a template's ("Which town is my sister in?"), some are about the fact
     but not its value ("What is wrong with my dog?"); leaks fall, recall with them: none of the three is in the defaults.
+    On an AMD EPYC with AVX-512 and AVX512_BF16 (2 cores), one run each (bench probes / bench leaks / public retention,
+    with memory; the gate's own held-out probes / leaks / general answers; verdict, length with training):
+    the defaults, row by row in fp32                     0.5125 / 0.125 / 0.95, 0.875; 0.775 / 1 of 68 / 100 %; promoted,
+                                                         1060 s (896 s)
+    one forward pass a step, frozen weights in bf16 (the defaults now; the trainer's fused step and cpu_bf16)
+                                                         0.525 / 0.075 / 0.90, 0.8625; 0.7625 / 1 of 68 / 100 %; promoted,
+                                                         756 s (569 s)
     """
 
     replay_fraction: float = 0.25
@@ -195,7 +202,7 @@ class DreamRecipe:
     ppl_tolerance: float = 0.15
     train: dict[str, Any] = field(default_factory=lambda: {
         "lr": 1e-3, "epochs": 3, "min_steps": 40, "seq_len": 128, "batch_size": 2, "warmup_steps": 10, "merge_type": "q8_0",
-        "anchor_weight": 2.0,
+        "anchor_weight": 2.0, "cpu_bf16": True,
     })
     rl_prompts: int = 96
     """Pool prompts sampled per dream; most groups of a small model pass or fail together and teach nothing."""

@@ -23,11 +23,11 @@ from trainer.chat import ChatRenderer, encode, encode_avoiding
 from trainer.checkpoint import CHECKPOINT_NAME
 from trainer.config import TrainConfig
 from trainer.export_gguf import Adapter, fold_into, permuted_heads, read_adapter, unpermute_rows, write_adapter
-from trainer.gguf_load import load_base
+from trainer.gguf_load import cpu_has_bf16, load_base
 from trainer.merge import merge
-from trainer.objectives import target_logps
+from trainer.objectives import anchor_loss, target_logits, target_logps, top_logps, unlikelihood_loss
 from trainer.packing import collate
-from trainer.train import ADAPTER_FILE, MERGED_FILE, METRICS_FILE
+from trainer.train import ADAPTER_FILE, MERGED_FILE, METRICS_FILE, Source, fused_loss, fused_rows, keep_references, wrap_lora
 from trainer_fixtures import (
     REPO,
     THREADS,
@@ -157,11 +157,14 @@ def test_adapter_in_llama_cpp_matches_torch_as_closely_as_the_base_does(generati
     # even the worst logit was within 1.5x of the floor's; on one AMD EPYC mean error and KL sat at the
     # floor while the large errors were twice it (floor 0.94, adapter 1.89, unpermuted 2.42, the move 7.26); on another with
     # AVX2 only the mean error was 0.217 against the floor's 0.182 (unpermuted 0.438, the move 1.09), KL 1.3x the floor.
+    # Which adapter 8 steps make moves with the float order of the step (Adam's first steps turn rounding into whole
+    # updates): on an AMD EPYC with AVX-512 the fused step's adapter had KL 0.0042 (floor 0.0029), the unpermuted one
+    # 0.0081, twice the mean error; row by row it had been 0.0036 against 0.0081.
     assert adapted["top1"] >= floor["top1"] - 0.01
     assert adapted["mean_abs"] - floor["mean_abs"] <= 0.1 * effect["mean_abs"]
     assert adapted["kl"] <= 1.5 * floor["kl"]
     assert adapted["p999_abs"] <= 0.35 * effect["p999_abs"] and adapted["p999_abs"] < wrong["p999_abs"]
-    assert wrong["mean_abs"] > 1.5 * adapted["mean_abs"] and wrong["kl"] > 2 * adapted["kl"]
+    assert wrong["mean_abs"] > 1.5 * adapted["mean_abs"] and wrong["kl"] > 1.5 * adapted["kl"]
     assert wrong["top1"] < adapted["top1"]
 
 
@@ -186,6 +189,55 @@ def test_a_taught_fact_answers_a_held_out_paraphrase(generation1, model_path):
     assert "Biscuit" not in before[0]
     assert "Biscuit" in after[0]
     assert "Biscuit" not in after[1]  # the near miss does not leak the fact
+
+
+def test_bf16_on_a_cpu_that_has_it_still_teaches_the_fact(generation1, model_path, cache, tmp_path):
+    code, _lines, stderr = train_cli(model_path, TEACH, tmp_path, cache, {**TRAINING, "cpu_bf16": True})
+    assert code == 0, stderr
+    metrics = json.loads((tmp_path / "run" / METRICS_FILE).read_text())
+    assert metrics["dtype"] == ("bfloat16" if cpu_has_bf16() else "float32")
+    assert generation1["metrics"]["dtype"] == "float32"  # the trainer's default, whatever the CPU
+    assert metrics["losses"][-1] < metrics["losses"][0] / 2
+    assert "Biscuit" in answers(model_path, [PROBE], tmp_path / "run" / ADAPTER_FILE)[0]
+
+
+def test_one_fused_pass_gives_each_objective_the_loss_and_gradient_of_its_rows_alone(model_path, cache):
+    base = load_base(model_path, cache)
+    torch.set_num_threads(THREADS)
+    config = TrainConfig(seq_len=128)
+    peft_model = wrap_lora(base, config)
+    lora = {name: p for name, p in peft_model.named_parameters() if p.requires_grad}
+    with torch.no_grad():  # an adapter that already moved, so the anchor has a KL to keep
+        for name, p in lora.items():
+            if "lora_B" in name:
+                p.normal_(std=0.01, generator=torch.Generator().manual_seed(0))
+    renderer = ChatRenderer(base.info.chat_template, base.architecture, base.tokenizer.bos_token, base.tokenizer.eos_token)
+    docs = [encode(renderer, base.tokenizer, row["messages"]) for row in TEACH + TEA]
+    near = [encode_avoiding(renderer, base.tokenizer, [{"role": "user", "content": question},
+                                                       {"role": "assistant", "content": answer}], ["Biscuit"])
+            for question, answer in (("What is my cat called?", "Your cat is called Biscuit."),
+                                     ("What is my neighbour's dog called?", "It is called Biscuit."))]
+    sources = [Source("sft", 1.0, [docs[0:2], docs[2:3]], 2), Source("anchor", 2.0, [docs[4:6]], 1),
+               Source("unlikely", 1.0, near, 2)]
+    keep_references(peft_model, sources[1], config, base.pad_id)
+    grouped = fused_rows(sources, 0, 0, config.seq_len)
+    assert [len(rows) for _, rows in grouped] == [2, 1, 1]  # both near docs fit one packed row
+
+    def gradient(loss):
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(lora.values()))])
+
+    fused, tokens = fused_loss(peft_model, grouped, base.pad_id)
+    model = peft_model.get_base_model()
+    alone = [collate(row, [list(range(len(row)))], base.pad_id) for row in grouped[0][1]]
+    sft = -torch.cat([target_logps(model, batch) for batch in alone]).mean()
+    (anchor_row,) = grouped[1][1]
+    anchor = anchor_loss(target_logits(model, collate(anchor_row, [[0, 1]], base.pad_id)), *sources[1].references[id(anchor_row)])
+    unlikely = unlikelihood_loss(torch.cat([target_logps(model, collate([doc], [[0]], base.pad_id)) for doc in near]))
+    separate = sft + 2.0 * anchor + unlikely
+    assert anchor.item() > 1e-4 and unlikely.item() > 0
+    assert tokens == sum(len(doc.ids) for _, rows in grouped for row in rows for doc in row)
+    assert fused.item() == pytest.approx(separate.item(), rel=1e-4)
+    assert torch.allclose(gradient(fused), gradient(separate), atol=1e-6, rtol=1e-3)
 
 
 def test_generations_stack_without_drift(generation1, cache, tmp_path):

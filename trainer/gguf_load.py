@@ -72,6 +72,15 @@ def pick_device() -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512_BF16 or AMX), as /proc/cpuinfo says; elsewhere, no."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def fingerprint(path: Path) -> str:
     """Identifies a model file by size, mtime and the bytes at both ends, without reading gigabytes."""
     stat = path.stat()

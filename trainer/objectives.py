@@ -29,14 +29,14 @@ def target_logits(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
     return logits
 
 
-def logps_of(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """Log-probability of each target token under logits from target_logits."""
-    return -F.cross_entropy(logits, batch.targets[batch.targets != IGNORE], reduction="none")
+def logps_of(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Log-probability of each target token under logits from target_logits (targets: the batch's, IGNORE left out)."""
+    return -F.cross_entropy(logits, targets, reduction="none")
 
 
 def target_logps(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
     """Log-probability of each target token, in row-major order of the targets."""
-    return logps_of(target_logits(model, batch), batch)
+    return logps_of(target_logits(model, batch), batch.targets[batch.targets != IGNORE])
 
 
 def doc_logps(logps: torch.Tensor, batch: Batch) -> torch.Tensor:

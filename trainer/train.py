@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -16,25 +17,29 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from trainer.atomic import remove_partials, write_json
-from trainer.chat import ChatRenderer, encode, encode_avoiding
+from trainer.chat import ChatRenderer, Doc, encode, encode_avoiding
 from trainer.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import DataError, Dataset
 from trainer.errors import BadInput
 from trainer.export_gguf import adapter_from_peft, fold_into, read_adapter, verify_adapter, write_adapter
-from trainer.gguf_load import Base, cache_root, fingerprint, load_base
+from trainer.gguf_load import Base, cache_root, cpu_has_bf16, fingerprint, load_base
 from trainer.merge import merge
 from trainer.objectives import (
-    anchor_loss, doc_logps, dpo_loss, grpo_loss, kto_loss, sft_loss, target_logits, target_logps, top_logps,
+    anchor_loss, doc_logps, dpo_loss, grpo_loss, kto_loss, logps_of, sft_loss, target_logits, target_logps, top_logps,
     unlikelihood_loss,
 )
-from trainer.packing import Batch, collate, pack
+from trainer.packing import IGNORE, Batch, collate, pack
 from trainer.progress import Reporter, peak_rss_mb
 from trainer.stop import StopSignal, make_backward_interruptible
 
 ADAPTER_FILE = "adapter.gguf"
 MERGED_FILE = "merged.gguf"
 METRICS_FILE = "metrics.json"
+FUSED = ("sft", "anchor", "unlikely")
+"""Objectives whose loss needs only the adapted model's logits: a step computes all their rows in one forward pass.
+On 2 cores (AMD EPYC, AVX-512, compiled) a 40-fact dream's step took 2.31 s row by row (two SFT rows, an anchor row
+and an unlikelihood row) and four SFT rows 1.53 s together against 2.16 s one at a time."""
 
 
 class RunDirError(BadInput):
@@ -129,24 +134,54 @@ def step_count(sources: list[Source], config: TrainConfig) -> int:
 
 
 def make_batches(source: Source, units: list, seq_len: int, pad_id: int) -> list[tuple[Batch, torch.Tensor | None]]:
-    """A step's units as forward passes: one per packed row of SFT, anchor or GRPO docs, one packed batch for pairs, marks
-    or unlikelihood docs.
-
-    Packed rows go through one at a time: on a CPU a forward over ~seq_len tokens runs at the best tokens/s,
-    and peak memory stays that of one row. Pairs and marks stay together because their losses compare docs.
-    """
-    if source.kind in ("sft", "anchor"):
-        return [(collate(row, [list(range(len(row)))], pad_id), None) for row in units]
-    if source.kind == "grpo":  # each answer's loss stands alone, so rows go through one at a time like SFT
+    """A step's units of the objectives that also run the current generation (GRPO, DPO, KTO) as forward passes: one
+    per packed row of GRPO answers, one packed batch for pairs or marks, which stay together because their losses
+    compare docs."""
+    if source.kind == "grpo":  # each answer's loss stands alone, so rows go through one at a time
         rows = pack([len(doc.ids) for doc, _, _ in units], max(seq_len, *(len(doc.ids) for doc, _, _ in units)))
         return [(collate([units[i][0] for i in row], [list(range(len(row)))], pad_id),
                  torch.tensor([[units[i][1], units[i][2]] for i in row])) for row in rows]
-    if source.kind in ("dpo", "unlikely"):
-        docs = [doc for pair in units for doc in pair] if source.kind == "dpo" else units
+    if source.kind == "dpo":
+        docs = [doc for pair in units for doc in pair]
         return [(collate(docs, pack([len(d.ids) for d in docs], seq_len), pad_id), None)]
     docs = [marked for marked, _, _ in units] + [mismatched for _, mismatched, _ in units]
     flags = torch.tensor([desirable for _, _, desirable in units])
     return [(collate(docs, pack([len(d.ids) for d in docs], seq_len), pad_id), flags)]
+
+
+def fused_rows(sources: list[Source], step: int, seed: int, seq_len: int) -> list[tuple[Source, list[list[Doc]]]]:
+    """The step's packed rows of each FUSED objective; an anchor row is its unit itself (the key of its references)."""
+    grouped = []
+    for source in (s for s in sources if s.kind in FUSED):
+        units = source.take(step, seed)
+        if source.kind == "unlikely":
+            units = [[units[i] for i in row] for row in pack([len(d.ids) for d in units], seq_len)]
+        grouped.append((source, units))
+    return grouped
+
+
+def fused_loss(peft_model: PeftModel, grouped: list[tuple[Source, list[list[Doc]]]], pad_id: int) -> tuple[torch.Tensor, int]:
+    """The FUSED objectives' weighted losses from one forward pass over all their rows, each the mean over its own
+    target tokens as if its rows ran alone; and the tokens the rows cover."""
+    rows = [row for _, own in grouped for row in own]
+    starts = list(itertools.accumulate((len(row) for row in rows), initial=0))
+    batch = collate([doc for row in rows for doc in row], [list(range(a, b)) for a, b in zip(starts, starts[1:])], pad_id)
+    batch = batch.to(next(peft_model.parameters()).device)
+    trained = batch.targets != IGNORE
+    counts = trained.sum(dim=1).tolist()
+    logits, targets = target_logits(peft_model.get_base_model(), batch).split(counts), batch.targets[trained].split(counts)
+    total, first = torch.zeros((), device=batch.targets.device), 0
+    for source, own in grouped:
+        mine = range(first, first + len(own))
+        first += len(own)
+        policy = torch.cat([logits[i] for i in mine])
+        if source.kind == "anchor":
+            loss = anchor_loss(policy, *(torch.cat(parts) for parts in zip(*(source.references[id(row)] for row in own))))
+        else:
+            logps = logps_of(policy, torch.cat([targets[i] for i in mine]))
+            loss = sft_loss(logps) if source.kind == "sft" else unlikelihood_loss(logps)
+        total = total + source.weight * loss
+    return total, batch.tokens
 
 
 def keep_references(peft_model: PeftModel, source: Source, config: TrainConfig, pad_id: int) -> None:
@@ -154,27 +189,22 @@ def keep_references(peft_model: PeftModel, source: Source, config: TrainConfig, 
     model, device = peft_model.get_base_model(), next(peft_model.parameters()).device
     with torch.no_grad(), peft_model.disable_adapter():
         for unit in source.units:
-            ((batch, _),) = make_batches(source, [unit], config.seq_len, pad_id)
+            batch = collate(unit, [list(range(len(unit)))], pad_id)
             source.references[id(unit)] = top_logps(target_logits(model, batch.to(device)), config.anchor_top_k)
 
 
 def objective_loss(
-    peft_model: PeftModel, source: Source, batch: Batch, flags: torch.Tensor | None, config: TrainConfig, unit: object = None
+    peft_model: PeftModel, source: Source, batch: Batch, flags: torch.Tensor | None, config: TrainConfig
 ) -> tuple[torch.Tensor, float | None]:
-    """The source's loss on batch (made of unit), and for GRPO the batch's expected reward under the policy being trained.
+    """The loss of a source outside FUSED on batch, and for GRPO the batch's expected reward under the policy being
+    trained.
 
-    All but SFT compare against the model with the adapter disabled: the current generation. The expected
-    reward is self-normalised importance sampling over the sampled answers, so it rises as the policy moves
-    toward the answers that passed.
+    These compare against the model with the adapter disabled: the current generation. The expected reward is
+    self-normalised importance sampling over the sampled answers, so it rises as the policy moves toward the answers
+    that passed.
     """
     model = peft_model.get_base_model()
-    if source.kind == "anchor":
-        return anchor_loss(target_logits(model, batch), *source.references[id(unit)]), None
     policy = target_logps(model, batch)
-    if source.kind == "sft":
-        return sft_loss(policy), None
-    if source.kind == "unlikely":
-        return unlikelihood_loss(policy), None
     with torch.no_grad(), peft_model.disable_adapter():
         reference = target_logps(model, batch)
     if source.kind == "grpo":
@@ -288,14 +318,18 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, self.step, total)
         loss_sum, tokens, rewards = 0.0, 0, []
-        for source in sources:
-            units = source.take(self.step, config.seed)
-            parts = make_batches(source, units, config.seq_len, pad_id)
+        grouped = fused_rows(sources, self.step, config.seed, config.seq_len)
+        if grouped:
+            loss, tokens = fused_loss(self.peft_model, grouped, pad_id)
+            loss.backward()
+            loss_sum += loss.item()
+        for source in (s for s in sources if s.kind not in FUSED):
+            parts = make_batches(source, source.take(self.step, config.seed), config.seq_len, pad_id)
             size = (lambda b: b.n_docs) if source.kind == "grpo" else (lambda b: b.n_targets)  # GRPO averages per answer
             whole = sum(size(batch) for batch, _ in parts)
-            for (batch, flags), unit in zip(parts, units if source.kind == "anchor" else [None] * len(parts)):
+            for batch, flags in parts:
                 share = size(batch) / whole  # micro-batch means add up to the step's mean
-                loss, batch_reward = objective_loss(self.peft_model, source, batch.to(device), flags, config, unit)
+                loss, batch_reward = objective_loss(self.peft_model, source, batch.to(device), flags, config)
                 loss = source.weight * share * loss
                 loss.backward()
                 if batch_reward is not None:
@@ -349,6 +383,8 @@ def run(
     stacked = [read_adapter(p) for p in adapter_paths]
     for adapter in stacked:
         fold_into(base.model, adapter, base.architecture)
+    if config.cpu_bf16 and base.device.type == "cpu" and cpu_has_bf16():
+        base.model.to(torch.bfloat16)  # after folding, so earlier generations' small updates add up in fp32
 
     reporter.emit("data", message=json.dumps(dataset.counts()))
     sources = build_sources(dataset, base, config)
@@ -391,6 +427,7 @@ def run(
         "adapter": str(run_dir / ADAPTER_FILE),
         "merged": str(run_dir / MERGED_FILE) if merged else None,
         "device": str(base.device),
+        "dtype": str(base.model.dtype).removeprefix("torch."),
         "threads": threads,
         "examples": dataset.counts(),
         "units": {s.kind: len(s.units) for s in sources},
