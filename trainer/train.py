@@ -168,17 +168,14 @@ def fused_loss(peft_model: PeftModel, grouped: list[tuple[Source, list[list[Doc]
     batch = collate([doc for row in rows for doc in row], [list(range(a, b)) for a, b in zip(starts, starts[1:])], pad_id)
     batch = batch.to(next(peft_model.parameters()).device)
     trained = batch.targets != IGNORE
-    counts = trained.sum(dim=1).tolist()
+    counts = [int(n.sum()) for n in trained.sum(dim=1).split([len(own) for _, own in grouped])]  # targets per source
     logits, targets = target_logits(peft_model.get_base_model(), batch).split(counts), batch.targets[trained].split(counts)
-    total, first = torch.zeros((), device=batch.targets.device), 0
-    for source, own in grouped:
-        mine = range(first, first + len(own))
-        first += len(own)
-        policy = torch.cat([logits[i] for i in mine])
+    total = torch.zeros((), device=batch.targets.device)
+    for (source, own), policy, wanted in zip(grouped, logits, targets):
         if source.kind == "anchor":
             loss = anchor_loss(policy, *(torch.cat(parts) for parts in zip(*(source.references[id(row)] for row in own))))
         else:
-            logps = logps_of(policy, torch.cat([targets[i] for i in mine]))
+            logps = logps_of(policy, wanted)
             loss = sft_loss(logps) if source.kind == "sft" else unlikelihood_loss(logps)
         total = total + source.weight * loss
     return total, batch.tokens
