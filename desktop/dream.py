@@ -177,6 +177,18 @@ class DreamRecipe:
     one forward pass a step, frozen weights in bf16 (the defaults now; the trainer's fused step and cpu_bf16)
                                                          0.525 / 0.075 / 0.90, 0.8625; 0.7625 / 1 of 68 / 100 %; promoted,
                                                          756 s (569 s)
+    Trained again there on that dream's rows (bench probes of 80 / bench leaks of 40 / public retention of 20 / the
+    gate's 50 general answers / its own 344 single training questions answered with their values):
+    the dream's own adapter                                                     42 / 3 / 18 / 50 / 272
+      the same merged in F16 instead of Q8_0                                    42 / 4
+    no unlikelihood                                                             60 / 15 / 19 / 48 / 318
+    unlikelihood weight 0.5                                                     47 / 5 / 17 / 49 / 283
+    lr 2e-3 (the gate would refuse it: "The Earth's natural satellite is called Titan.")   49 / 5 / 20 / 44 / 302
+    unlikelihood only after the first 40 % of the steps, at weight 1.5          36 / 8 / 19 / 49 / 234
+    unlikelihood only in the first 70 % of the steps                            50 / 10 / 19 / 49 / 296
+    The rows teach enough for 0.75 weights alone; pushing the values down in near frames is what holds recall back
+    (port 6543 becomes 5772, the 3rd of March the 29th of February), and every way of weakening that push so far
+    buys recall back at the same price in leaks.
     """
 
     replay_fraction: float = 0.25
