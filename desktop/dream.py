@@ -189,6 +189,16 @@ class DreamRecipe:
     The rows teach enough for 0.75 weights alone; pushing the values down in near frames is what holds recall back
     (port 6543 becomes 5772, the 3rd of March the 29th of February), and every way of weakening that push so far
     buys recall back at the same price in leaks.
+    Then each step's unlikelihood doc became a near frame of a value that step's SFT rows teach, least used first (the
+    trainer's pair_near_frames), so one update raises a value in its own frame and lowers it in a near one. Trained
+    again on the same rows:
+    paired (a one-off patch; its ties broken in another order than the trainer's)  51 / 3 / 20 / 50 / 302
+      the same with seed 1                                                        44 / 3 / 17 / 48 / 282
+    + unlikelihood only where the value is within 2 nats of the likeliest other token  45 / 3 / 19 / 49 / –
+    paired (the trainer's) at unlikelihood weight 0.5                             45 / 4 / 18 / 50 / 289
+    and the whole bench, paired (the defaults now; its gate's own held-out probes 0.80, leaks 2 of 68, general answers
+    98 %): 0.5875 / 0.025 / 0.95, with memory 0.8625, promoted, 743 s (the same rows as the 756 s dream above).
+    Pairing lowers leaks and fits more of its own rows at the same lr; recall from the weights alone stays under 0.7.
     """
 
     replay_fraction: float = 0.25

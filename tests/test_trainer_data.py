@@ -14,7 +14,7 @@ from trainer.data import DataError, read_dataset
 from trainer.objectives import anchor_loss, top_logps, unlikelihood_loss
 from trainer.packing import IGNORE, collate, pack
 from trainer.progress import Progress, Reporter
-from trainer.train import Source, step_count
+from trainer.train import Source, pair_near_frames, step_count
 from trainer_fixtures import chat, run_cli, write_jsonl
 
 
@@ -223,3 +223,15 @@ def test_a_handful_of_examples_gets_min_steps_while_the_anchor_cycles_and_larger
     assert len(anchor.take(35, seed=0)) == 1  # step 35 is the anchor's second pass: it cycles
     unlikely = Source("unlikely", 1.0, [[i] for i in range(500)], 2)
     assert step_count([plenty, anchor, unlikely], config) == 90  # near frames cycle alongside and never add steps
+
+
+def test_each_step_pushes_down_a_value_its_own_rows_teach_and_no_near_frame_repeats_before_the_others_ran():
+    taught = [[Doc([1, 10 + value, 2], [False, True, True])] for value in range(6)]  # row k teaches token 10 + k
+    sft = Source("sft", 1.0, taught, 1)
+    near = Source("unlikely", 1.0, [Doc([3, 10 + i % 6], [False, True]) for i in range(12)], 1)  # two per value
+    pair_near_frames([sft, near], total=12, seed=0)
+    for step in range(12):
+        (row,) = sft.take(step, seed=0)
+        (pushed,) = near.take(step, seed=0)
+        assert pushed.target_ids <= row[0].target_ids
+    assert sorted(i for chosen in near.schedule for i in chosen) == list(range(12))  # 2 epochs: each frame once

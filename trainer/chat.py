@@ -38,6 +38,11 @@ class Doc:
         """How many tokens carry loss."""
         return sum(self.labels)
 
+    @property
+    def target_ids(self) -> set[int]:
+        """The token ids that carry loss: what a doc teaches, or for an unlikelihood doc what it pushes down."""
+        return {token for token, label in zip(self.ids, self.labels) if label}
+
 
 class ChatRenderer:
     """The prompt llama.cpp reads before an answer, and the text through the answer's end-of-turn."""

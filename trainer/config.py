@@ -44,9 +44,9 @@ class TrainConfig:
     unlikely_weight: float = 1.0
     """-log(1 - p) of a taught value's first token where a near question's answer would carry it (unlikely.jsonl)."""
     unlikely_docs: int = 1
-    """Unlikelihood conversations per step, packed together; they cycle alongside and do not add steps. Each adds about
-    60 tokens to a step (the chat template's system prompt included): with 1, a step of a 40-fact dream took 1.94 s
-    instead of 1.55 s."""
+    """Unlikelihood conversations per step, packed together, chosen among the near frames of the values the step's SFT
+    rows teach (pair_near_frames); they do not add steps. Each adds about 60 tokens to a step (the chat template's
+    system prompt included): with 1, a step of a 40-fact dream took 1.94 s instead of 1.55 s."""
     grpo_weight: float = 1.0
     grpo_batch: int = 16
     """Sampled answers per step (two groups of eight)."""
