@@ -128,7 +128,7 @@ def build_sources(dataset: Dataset, base: Base, config: TrainConfig) -> list[Sou
 def step_count(sources: list[Source], config: TrainConfig) -> int:
     """Steps for a run: `epochs` passes over every objective's batches, the anchor's included, except that a handful
     of examples (fewer steps than min_steps) gets exactly min_steps with the anchor cycling alongside: a large anchor
-    pacing it repeated five corrections for 69 steps and cost general answers. Unlikelihood docs only cycle alongside."""
+    pacing it repeated five corrections for 69 steps and cost general answers. Unlikelihood docs never add steps."""
     if config.max_steps:
         return config.max_steps
     learning = [s.batches_per_epoch() for s in sources if s.kind not in ("anchor", "unlikely")]
@@ -147,8 +147,7 @@ def pair_near_frames(sources: list[Source], total: int, seed: int) -> None:
     if sft is None or near is None:
         return
     pushed = [doc.target_ids for doc in near.units]
-    order = torch.randperm(len(pushed), generator=torch.Generator().manual_seed(seed)).tolist()
-    rank = {index: position for position, index in enumerate(order)}
+    rank = torch.randperm(len(pushed), generator=torch.Generator().manual_seed(seed)).argsort().tolist()  # breaks ties
     uses = [0] * len(pushed)
     near.schedule = []
     for step in range(total):
