@@ -203,6 +203,22 @@ class DreamRecipe:
     Pairing lowers leaks and fits more of its own rows at the same lr; its gain in recall from the weights alone is
     within a seed's spread (+9 with seed 0, -2 with seed 1), and raising the taught values in their own frames harder
     costs general answers.
+    Then, trained again on the same rows (bench probes of 80 / bench leaks of 40 / public retention of 20 / the gate's
+    50 general answers; seed 0, then seed 1):
+    the trainer's pairing as above                                              47 / 1 / 19 / 49;  45 / 5 / 17 / 46
+    unlikelihood over a value's whole span, -log(1 - P(span))                   51 / 3 / 17 / 49
+    focal SFT loss (gamma 2)                                                    45 / 2 / 18 / 50
+    "our" facts without someone else's frames                                   44 / 4 / 18 / 50
+    unlikelihood's gradient stripped of its part against the SFT and anchor gradient (PCGrad; 13 % longer steps)
+                                                                                47 / 3 / 19 / 50
+    4 epochs (488 steps)                                                        53 / 4 / 17 / 47
+    a value pushed once, where it starts, and not at all where it starts with a digit (the trainer's
+      encode_avoiding; the defaults now)                                        56 / 5 / 20 / 50;  51 / 5 / 19 / 47
+      the same, but a value led by a number pushed at its first word ("March" after "3rd of", which then became
+      "the 3rd of January" in its own frame)                                    51 / 7 / 18 / 49;  47 / 4 / 20 / 48
+    Pushing a digit had moved ports and extensions to their neighbours (6543 to 5557, 4471 to 23) and pushing a
+    value's second word had split it ("SkodaOctavia"). Without those pushes seed 0 leaked 4 more (two of them the
+    neighbour's car and the mother's birthday, whose taught values start with a number), seed 1 as many as before.
     """
 
     replay_fraction: float = 0.25

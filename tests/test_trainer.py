@@ -303,6 +303,21 @@ def test_only_the_first_token_of_each_avoided_value_carries_loss(model_path, cac
     assert first and "Tromso".startswith(first)
 
 
+def test_a_value_is_pushed_once_where_it_starts_and_a_number_not_at_all(model_path, cache):
+    base = load_base(model_path, cache)
+    renderer = ChatRenderer(base.info.chat_template, base.architecture, base.tokenizer.bos_token, base.tokenizer.eos_token)
+
+    def pushed(answer: str, avoid: list[str]) -> list[str]:
+        near = [{"role": "user", "content": "What about my brother?"}, {"role": "assistant", "content": answer}]
+        doc = encode_avoiding(renderer, base.tokenizer, near, avoid)
+        return [base.tokenizer.decode(doc.ids[:i]) for i, label in enumerate(doc.labels) if label]
+
+    before = pushed("Your brother rides a Brompton Electric and reads Dune.", ["Brompton", "Electric", "Dune"])
+    assert len(before) == 2 and before[0].endswith("rides a") and before[1].endswith("and reads")
+    assert pushed("His database listens on port 6543.", ["6543"]) == []
+    assert pushed("His birthday is on the 3rd of March.", ["3rd", "March"]) == []
+
+
 def test_packed_conversations_share_the_system_prompt_but_do_not_see_each_other(model_path, cache):
     base = load_base(model_path, cache)
     torch.set_num_threads(THREADS)

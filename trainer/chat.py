@@ -18,6 +18,10 @@ from desktop.engine import DEFAULT_FALLBACK_FORMAT, FALLBACK_CHAT_FORMATS, ChatM
 from trainer.errors import BadInput
 
 
+VALUE_GAP = 4
+"""Avoided strings at most this many characters apart (" of ", ":") belong to one value."""
+
+
 class TemplateError(BadInput):
     """A chat template that does not render earlier turns as a prefix of later ones, so labels cannot be cut."""
 
@@ -101,13 +105,24 @@ def encode(
 def encode_avoiding(
     renderer: ChatRenderer, tokenizer: PreTrainedTokenizerBase, messages: Sequence[ChatMessage], avoid: Sequence[str]
 ) -> Doc:
-    """The conversation with loss only on the first token of each avoided string in the last answer (taught values
-    in a near question's answer), which must become unlikely where they would start."""
+    """The conversation with loss only where a taught value would start in the last answer (a near question's), which
+    must become unlikely there.
+
+    Avoided strings a few characters apart ("Skoda Octavia", "3rd of March") are one value, pushed once where it starts:
+    a continuation comes only once the leak has happened, and pushing it ("Octavia" after "Skoda") taught the value's
+    own frame to break it ("SkodaOctavia"). A value that starts with a digit is not pushed at all: the digit starts
+    countless numbers, and pushing it moved ports and extensions to their neighbours (6543 to 5557). Retrained on the
+    recall bench's rows this way (seeds 0 and 1): 56 and 51 of 80 probes from the weights alone, against 47 and 45,
+    and 5 of 40 near questions leaking in both, against 1 and 5 (DreamRecipe's table).
+    """
     doc = encode(renderer, tokenizer, messages, len(messages) - 1)
     start = len(doc.ids) - doc.trained
     answer = doc.ids[start:]
     text = tokenizer.decode(answer)
     labels = [False] * len(doc.ids)
-    for where in (text.find(word) for word in avoid if word in text):
-        labels[start + next(k for k in range(len(answer)) if len(tokenizer.decode(answer[:k + 1])) > where)] = True
+    end = -VALUE_GAP - 1
+    for where, word in sorted((text.find(word), word) for word in avoid if word in text):
+        if where - end > VALUE_GAP and not word[0].isdigit():
+            labels[start + next(k for k in range(len(answer)) if len(tokenizer.decode(answer[:k + 1])) > where)] = True
+        end = max(end, where + len(word))
     return Doc(doc.ids, labels)
