@@ -216,6 +216,7 @@ class DreamRecipe:
       encode_avoiding; the defaults now)                                        56 / 5 / 20 / 50;  51 / 5 / 19 / 47
       the same, but a value led by a number pushed at its first word ("March" after "3rd of", which then became
       "the 3rd of January" in its own frame)                                    51 / 7 / 18 / 49;  47 / 4 / 20 / 48
+      the defaults now at unlikelihood weight 1.5                               57 / 6 / 20 / 50;  50 / 5 / 20 / 48
     Pushing a digit had moved ports and extensions to their neighbours (6543 to 5557, 4471 to 23) and pushing a
     value's second word had split it ("SkodaOctavia"). Without those pushes seed 0 leaked 4 more (two of them the
     neighbour's car and the mother's birthday, whose taught values start with a number), seed 1 as many as before.
