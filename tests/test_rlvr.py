@@ -17,7 +17,7 @@ from desktop.generations import Generations
 from desktop.importer import import_file
 from desktop.signals import Signals
 from desktop.store import Store
-from trainer.chat import ChatRenderer, encode
+from trainer.chat import encode, renderer_for
 from trainer.config import TrainConfig
 from trainer.data import advantages, read_dataset
 from trainer.objectives import doc_logps, target_logps
@@ -144,7 +144,7 @@ def test_one_grpo_step_raises_the_log_probability_of_passing_answers(engine, mod
     assert code == 0, stderr
     assert "reward" in [line for line in lines if line["phase"] == "train"][0]
     base, model = trained_model(model_path, tmp_path / "run", TrainConfig(**settings), dequant)
-    renderer = ChatRenderer(base.info.chat_template, base.architecture, base.tokenizer.bos_token, base.tokenizer.eos_token)
+    renderer = renderer_for(base)
     ask = [{"role": "user", "content": PROMPT}]
     docs = [encode(renderer, base.tokenizer, ask + [{"role": "assistant", "content": a}], 1) for a in groups[0].answers]
     batch = collate(docs, [[i] for i in range(len(docs))], base.pad_id)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.chat import ChatRenderer, encode, encode_avoiding
+from trainer.chat import encode, encode_avoiding, renderer_for
 from trainer.checkpoint import CHECKPOINT_NAME
 from trainer.config import TrainConfig
 from trainer.export_gguf import Adapter, fold_into, permuted_heads, read_adapter, unpermute_rows, write_adapter
@@ -211,7 +211,7 @@ def test_one_fused_pass_gives_each_objective_the_loss_and_gradient_of_its_rows_a
         for name, p in lora.items():
             if "lora_B" in name:
                 p.normal_(std=0.01, generator=torch.Generator().manual_seed(0))
-    renderer = ChatRenderer(base.info.chat_template, base.architecture, base.tokenizer.bos_token, base.tokenizer.eos_token)
+    renderer = renderer_for(base)
     docs = [encode(renderer, base.tokenizer, row["messages"]) for row in TEACH + TEA]
     near = [encode_avoiding(renderer, base.tokenizer, [{"role": "user", "content": question},
                                                        {"role": "assistant", "content": answer}], ["Biscuit"])
@@ -276,7 +276,7 @@ def test_an_earlier_adapter_folds_into_the_weights_as_trained(generation1, model
 
 def test_the_chat_text_is_tokenized_exactly_as_the_app_serves_it(engine, model_path, cache):
     base = load_base(model_path, cache)
-    renderer = ChatRenderer(base.info.chat_template, base.architecture, base.tokenizer.bos_token, base.tokenizer.eos_token)
+    renderer = renderer_for(base)
     follow_up = [{"role": "user", "content": "And her breed?"}, {"role": "assistant", "content": "A corgi."}]
     conversation = TEACH[0]["messages"] + follow_up
     doc = encode(renderer, base.tokenizer, conversation)
@@ -291,7 +291,7 @@ def test_the_chat_text_is_tokenized_exactly_as_the_app_serves_it(engine, model_p
 
 def test_only_the_first_token_of_each_avoided_value_carries_loss(model_path, cache):
     base = load_base(model_path, cache)
-    renderer = ChatRenderer(base.info.chat_template, base.architecture, base.tokenizer.bos_token, base.tokenizer.eos_token)
+    renderer = renderer_for(base)
     near = [{"role": "user", "content": "Where does my brother live?"},
             {"role": "assistant", "content": "Your brother lives in Tromso, near the harbour of Bodø."}]
     doc = encode_avoiding(renderer, base.tokenizer, near, ["Tromso", "Bodø"])
@@ -305,7 +305,7 @@ def test_only_the_first_token_of_each_avoided_value_carries_loss(model_path, cac
 
 def test_a_value_is_pushed_once_where_it_starts_and_a_number_not_at_all(model_path, cache):
     base = load_base(model_path, cache)
-    renderer = ChatRenderer(base.info.chat_template, base.architecture, base.tokenizer.bos_token, base.tokenizer.eos_token)
+    renderer = renderer_for(base)
 
     def pushed(answer: str, avoid: list[str]) -> list[str]:
         near = [{"role": "user", "content": "What about my brother?"}, {"role": "assistant", "content": answer}]
@@ -321,7 +321,7 @@ def test_a_value_is_pushed_once_where_it_starts_and_a_number_not_at_all(model_pa
 def test_packed_conversations_share_the_system_prompt_but_do_not_see_each_other(model_path, cache):
     base = load_base(model_path, cache)
     torch.set_num_threads(THREADS)
-    renderer = ChatRenderer(base.info.chat_template, base.architecture, base.tokenizer.bos_token, base.tokenizer.eos_token)
+    renderer = renderer_for(base)
     first, second = (encode(renderer, base.tokenizer, row["messages"]) for row in TEACH[:2])
     packed_batch = collate([first, second], [[0, 1]], base.pad_id)
     shared = len(first.ids) + len(second.ids) - packed_batch.input_ids.shape[1]

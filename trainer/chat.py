@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llama_cpp import llama_chat_format
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -16,6 +17,9 @@ from transformers import PreTrainedTokenizerBase
 
 from desktop.engine import DEFAULT_FALLBACK_FORMAT, FALLBACK_CHAT_FORMATS, ChatMessage
 from trainer.errors import BadInput
+
+if TYPE_CHECKING:
+    from trainer.gguf_load import Base
 
 
 VALUE_GAP = 4
@@ -72,6 +76,12 @@ class ChatRenderer:
         response = self._prompt(messages=list(messages[:-1]))
         stop = response.stop if isinstance(response.stop, str) else response.stop[0]
         return response.prompt + messages[-1]["content"] + stop
+
+
+def renderer_for(base: Base) -> ChatRenderer:
+    """The renderer of the model being trained: its GGUF's template, or its architecture's fallback."""
+    tokenizer = base.tokenizer
+    return ChatRenderer(base.info.chat_template, base.architecture, tokenizer.bos_token or "", tokenizer.eos_token or "")
 
 
 def encode(

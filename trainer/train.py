@@ -17,7 +17,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from trainer.atomic import remove_partials, write_json
-from trainer.chat import ChatRenderer, Doc, encode, encode_avoiding
+from trainer.chat import Doc, encode, encode_avoiding, renderer_for
 from trainer.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import DataError, Dataset
@@ -81,7 +81,7 @@ class Source:
 def build_sources(dataset: Dataset, base: Base, config: TrainConfig) -> list[Source]:
     """Tokenizes every row through the model's chat template and groups it per objective."""
     tokenizer = base.tokenizer
-    renderer = ChatRenderer(base.info.chat_template, base.architecture, tokenizer.bos_token or "", tokenizer.eos_token or "")
+    renderer = renderer_for(base)
     limit = config.seq_len
     sources = []
     packed = (("sft", config.sft_weight, dataset.sft, config.batch_size),
