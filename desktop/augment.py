@@ -73,6 +73,12 @@ WHO = RELATED[0] + RELATED[1]
 PLACES = ("home", "office", "work", "school")
 """Where a thing can be instead ("the guest Wi-Fi network at the office" beside the one at home); a person stays the same
 person anywhere (leak rows about "my mentor at the office" cost "Who is my mentor?")."""
+DOINGS = (
+    ("climbing", "swimming", "running", "cycling", "dancing"),
+    ("deploy", "release", "test", "monitor", "build"),
+)
+"""What a first-person fact without a subject does, and what it could do instead, where its value would leak ("I go
+swimming at" beside "I go climbing at", "We monitor with" beside "We deploy with")."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,22 @@ class Fact:
     item_id: int
     text: str
     acknowledgement: str
+
+
+_WEEKDAYS_PLURAL = re.compile(rf"\b(on )?({'|'.join(WEEKDAYS)})s\b")
+_CLOCK = re.compile(r"\b(\d{1,2}(?:[:.]\d\d)?)\s?([ap])\.?m\b\.?", re.IGNORECASE)
+
+
+def _weekday(match: re.Match[str]) -> str:
+    """A plural weekday as a word of its own: "on Wednesday each week" for "on Wednesdays", "every Friday" for "Fridays"."""
+    return f"on {match.group(2)} each week" if match.group(1) else f"every {match.group(2)}"
+
+
+def plain(text: str) -> str:
+    """A taught sentence with its days and times spelled as answers name them ("on Wednesday each week" for "on
+    Wednesdays", "10 a.m." for "10am"): the model repeats the taught spelling, and in "Wednesdays" or "10am" the day or
+    the hour is not a word of its own."""
+    return _CLOCK.sub(lambda m: f"{m.group(1)} {m.group(2).lower()}.m.", _WEEKDAYS_PLURAL.sub(_weekday, text))
 
 
 def restate(text: str) -> str:
@@ -366,12 +388,23 @@ def _third_person(verb: str) -> str:
     return verb + "s"
 
 
+def _doing(text: str) -> tuple[re.Match[str], tuple[str, ...]] | None:
+    """The activity of a fact in the first person ("climbing" in "I go climbing at …") and the group it belongs to."""
+    if text.split()[:1] not in (["I"], ["We"]):
+        return None
+    return next(((found, group) for group in DOINGS for found in (_word_in(m, text) for m in group) if found), None)
+
+
 def _moved(text: str, topic: str | None, other: str, named: bool = False) -> str | None:
-    """The fact said of another subject ("My brother lives in Tromso.", "My father grew up in Ballarat."), with the name
-    after the subject when named ("My daughter Arlo is seven years old.")."""
+    """The fact said of another subject ("My brother lives in Tromso.", "My father grew up in Ballarat.") or of another
+    activity ("I go swimming at …"), with the name after the subject when named ("My daughter Arlo is seven years
+    old.")."""
     if topic:
         replaced = _resubject(text if named else _without_name(text), topic, other)
         return replaced if replaced != text else None
+    doing = _doing(text)
+    if doing and other in doing[1]:
+        return text[:doing[0].start()] + other + text[doing[0].end():]
     words = text.split()
     return " ".join([f"My {other}", _third_person(words[1]), *words[2:]]) if len(words) > 2 and words[0] == "I" else None
 
@@ -390,13 +423,15 @@ def _word_in(word: str, text: str) -> re.Match[str] | None:
 def near_subjects(fact: Fact) -> tuple[list[str], list[str]]:
     """Subjects close to the fact's own that its sentence does not mention, where its value would leak: related ones
     (the other members of a group found in it, "my usual tea order" beside "my usual coffee order", another place, the
-    model numbered next to it) and owners' ones ("other", someone else's; a first-person fact's other people).
-    Taught subjects count too: the brother's city is not the sister's even when the brother was taught (leaving them
-    out leaked twice as often)."""
+    model numbered next to it, another activity where the fact has no subject) and owners' ones ("other", someone
+    else's; a first-person fact's other people). Taught subjects count too: the brother's city is not the sister's even
+    when the brother was taught (leaving them out leaked twice as often)."""
     topic = subject(fact.text)
     related: list[str] = []
     if topic is None:
         owners = list(PEOPLE) if fact.text.split()[:1] == ["I"] else []
+        doing = _doing(fact.text)
+        related += [other for other in doing[1] if other != doing[0].group()] if doing else []
     else:
         owners = [f"other {topic}"]
         places = () if _head(topic) in WHO else (PLACES,)

@@ -25,7 +25,8 @@ from typing import Any, Callable, Sequence
 
 from desktop import paths, rlvr
 from desktop.augment import (
-    Fact, correction_probes, held_out, leak_rows, memory_row, replay_rows, told_words, training_rows, typical_question,
+    Fact, correction_probes, held_out, leak_rows, memory_row, plain, replay_rows, told_words, training_rows,
+    typical_question,
 )
 from desktop.atomic import write_text_atomic
 from desktop.engine import Engine, LoadOptions, SamplingParams
@@ -220,6 +221,23 @@ class DreamRecipe:
     Pushing a digit had moved ports and extensions to their neighbours (6543 to 5557, 4471 to 23) and pushing a
     value's second word had split it ("SkodaOctavia"). Without those pushes seed 0 leaked 4 more (two of them the
     neighbour's car and the mother's birthday, whose taught values start with a number), seed 1 as many as before.
+    Then the whole bench, one run each (bench probes / bench leaks / public retention, with memory; verdict, length):
+    the defaults as above                                                 0.70 / 0.125 / 1.00, 0.8625; promoted, 667 s
+    + a first-person fact without a subject moved to another activity too ("I go swimming at" beside "I go climbing
+      at", "We monitor with" beside "We deploy with"; the near questions that leaked in every run before)
+                                                                          0.6375 / 0.10 / 0.90, 0.875; promoted, 796 s
+    + days and times spelled as answers name them ("on Wednesday each week" for "on Wednesdays", "10 a.m." for "10am";
+      the defaults now)                                                   0.70 / 0.125 / 0.95, 0.9125; promoted, 567 s
+      the same, but each near subject asked once, so the same rows reach three times as many subjects
+                                                                          0.625 / 0.125 / 0.95, 0.9125; promoted, 653 s
+      the same, but a number pushed where it starts unless it is digits alone ("3rd of March" at "3")
+                                                                          0.6375 / 0.05 / 0.85, 0.90; promoted, 647 s
+    The swimming gym and the monitoring tool no longer leak; other near questions take their place from run to run
+    (the lunch gets the standup's 9:40, the partner the taught teal), and where the mother's birthday stops getting
+    the 3rd of March the partner's does too ("the 27th of February"). The defaults' rows trained again with seed 1
+    (bench probes / leaks / public retention / the gate's 50 general answers): 52 / 7 / 18 / 49, against 51 / 5 / 19 /
+    47 for the rows before both changes; one of the seven is the code freeze, which now gets "Wednesday": spelled as a
+    word of its own, the release day is a leak where "Wednesdays" did not count as one.
     """
 
     replay_fraction: float = 0.25
@@ -458,9 +476,11 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     lineage = generations.lineage(current)
     model_now = Path(current["model_path"]) if current else base_path
     taught = signals.taught_items(include_excluded=False)
-    facts = [Fact(t["id"], t["text"], t["acknowledgement"]) for t in taught if t["learned_generation_id"] is None]
-    learned_before = [Fact(t["id"], t["text"], t["acknowledgement"]) for t in taught if t["learned_generation_id"]]
+    known = [(Fact(t["id"], plain(t["text"]), t["acknowledgement"]), bool(t["learned_generation_id"])) for t in taught]
+    facts = [fact for fact, learned in known if not learned]
+    learned_before = [fact for fact, learned in known if learned]
     told = told_words(t["text"] for t in taught)
+    said = {t["id"]: t["text"] for t in taught}
     exported = build_rows(signals, include_taught=False)
     pool, held_tasks = rlvr.pool(signals)
     dream_number = len(generations.dreams())
@@ -522,8 +542,8 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     report.update({
         "after": after.summary(), "learned": learned,
         "not_learned": [f.item_id for f in facts if f.item_id not in learned],
-        "learned_texts": [f.text for f in facts if f.item_id in learned],
-        "not_learned_texts": [f.text for f in facts if f.item_id not in learned],
+        "learned_texts": [said[f.item_id] for f in facts if f.item_id in learned],
+        "not_learned_texts": [said[f.item_id] for f in facts if f.item_id not in learned],
         "losses": metrics["losses"], "train_s": metrics["train_s"], "duration_s": time.perf_counter() - started,
         "recipe": asdict(recipe),
     })

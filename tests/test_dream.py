@@ -22,13 +22,15 @@ TINY = DreamRecipe(min_replay=2, min_replay_checks=2, replay_fraction=0.1,
                    train={"lr": 1e-3, "epochs": 1, "max_steps": 3, "seq_len": 256, "batch_size": 4, "warmup_steps": 1,
                           "merge_type": "q8_0", "checkpoint_every": 1})
 FACT = "My dog is called Biscuit and she is a corgi."
+RELEASE = "We always release to production on Wednesdays."
 
 
 @pytest.fixture
 def taught_db(tmp_path):
     db = tmp_path / "dream.db"
     store = Store(db)
-    Signals(store).teach(store.create_conversation(), FACT)
+    for text in (FACT, RELEASE):
+        Signals(store).teach(store.create_conversation(), text)
     store.close()
     retention = tmp_path / "retention.jsonl"
     retention.write_text(json.dumps({"question": "What is the capital of Japan?", "expect": ["Tokyo"]}) + "\n")
@@ -49,6 +51,8 @@ def test_a_dream_trains_measures_and_records_itself(taught_db, model_path):
     assert len(report["losses"]) == 3 and report["examples"] > 5
     run_dir = Path(report["run_dir"])
     assert json.loads((run_dir / "config.json").read_text())["seed"] == TINY.seed
+    assert sorted(report["learned_texts"] + report["not_learned_texts"]) == sorted([FACT, RELEASE])  # the person's words
+    assert "on Wednesday each week" in (run_dir / "data" / "sft.jsonl").read_text()  # the rows' spelling
     store = Store(db)
     generations = Generations(store)
     [dream] = generations.dreams()
@@ -81,7 +85,7 @@ def test_a_dream_stopped_midway_changes_nothing(taught_db, model_path):
     assert json.loads(rest.strip().splitlines()[-1])["phase"] == "interrupted"
     store = Store(db)
     assert Generations(store).dreams() == [] and Generations(store).active(model_path) is None
-    assert len(Signals(store).taught_items()) == 1
+    assert len(Signals(store).taught_items()) == 2
     store.close()
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from desktop.augment import (
     Fact, appositive, correction_probes, direct_questions, fill_in, held_out, keywords, leak_rows, memory_row, near_subjects,
-    other_wordings, owner, restate, subject, told_words, training_rows, typical_question,
+    other_wordings, owner, plain, restate, subject, told_words, training_rows, typical_question,
 )
 from desktop.memory import MEMORY_HEADER, MemoryItem, relevant
 from desktop.dream import DATA, DreamRecipe, Measures, gate, load_questions
@@ -132,6 +132,30 @@ def test_near_subjects_are_related_ones_and_owners_and_leak_rows_take_both():
     asked = [row["messages"][0]["content"] for row in leak_rows(coffee, 4)]
     assert any("tea order" in q or "juice order" in q or "beer order" in q or "wine order" in q for q in asked)
     assert any("'s usual coffee order" in q for q in asked)
+
+
+def test_days_and_times_are_spelled_so_that_the_day_and_the_hour_are_words_of_their_own():
+    release = plain("We always release to production on Wednesdays.")
+    assert release == "We always release to production on Wednesday each week."
+    assert mentions(restate(release), ["Wednesday"]) and not mentions("on Wednesdays", ["Wednesday"])
+    assert plain("I do not take meetings before 10am.") == "I do not take meetings before 10 a.m."
+    assert restate(plain("I do not take meetings before 10am.")) == "You do not take meetings before 10 a.m."
+    assert plain("We ship Fridays, lunch at 12:30PM, dinner at 7.15 pm; I am 10 amazing.") == (
+        "We ship every Friday, lunch at 12:30 p.m., dinner at 7.15 p.m.; I am 10 amazing.")
+
+
+def test_a_first_person_fact_without_a_subject_is_moved_to_another_activity_too():
+    climbing = Fact(0, "I go climbing at a gym called The Crux every Tuesday.", "Noted.")
+    related, owners = near_subjects(climbing)
+    assert "swimming" in related and "climbing" not in related and "partner" in owners
+    answers = {row["messages"][-1]["content"] for row in leak_rows(climbing, 4)}
+    assert "You go swimming at a gym called The Crux every Tuesday." in answers
+    assert "Your sister goes climbing at a gym called The Crux every Tuesday." in answers
+    tools = leak_rows(Fact(0, "We deploy with a tool called Shipwright.", "Noted."), 4)
+    assert "Remind me: We monitor with a tool called …?" in {row["messages"][0]["content"] for row in tools}
+    assert all(row["avoid"] == ["Shipwright"] for row in tools)
+    sparrow = Fact(0, "In our team a 'sparrow' means a hotfix release shipped on a Friday.", "Noted.")
+    assert near_subjects(sparrow) == ([], [])
 
 
 def test_a_memory_row_is_the_question_as_the_app_serves_it_with_memory():
