@@ -235,12 +235,13 @@ class DreamRecipe:
       the same, but "What is my favourite coffee?" asked of a near subject where no other question fits (as the
       fact's own rows ask "What is my favourite tea?")                    0.625 / 0.05 / 0.90, 0.9125; promoted, 645 s
     Pushing more values or in more frames (the number, "What is …?") buys leaks with recall from the weights alone, as
-    before; spreading the same rows over more subjects bought nothing. The swimming gym and the monitoring tool no longer leak; other near questions take their place from run to
-    run (the lunch gets the standup's 9:40, the partner the taught teal), and where the mother's birthday stops getting
-    the 3rd of March the partner's does too ("the 27th of February"). The defaults' rows trained again with seed 1
-    (bench probes / leaks / public retention / the gate's 50 general answers): 52 / 7 / 18 / 49, against 51 / 5 / 19 /
-    47 for the rows before both changes; one of the seven is the code freeze, which now gets "Wednesday": spelled as a
-    word of its own, the release day is a leak where "Wednesdays" did not count as one.
+    before; spreading the same rows over more subjects bought nothing. The swimming gym and the monitoring tool no
+    longer leak; other near questions take their place from run to run (the lunch gets the standup's 9:40, the partner
+    the taught teal), and where the mother's birthday stops getting the 3rd of March the partner's does too ("the 27th
+    of February"). The defaults' rows trained again with seed 1 (bench probes / leaks / public retention / the gate's 50
+    general answers): 52 / 7 / 18 / 49, against 51 / 5 / 19 / 47 for the rows before both changes; one of the seven is
+    the code freeze, which now gets "Wednesday": spelled as a word of its own, the release day is a leak where
+    "Wednesdays" did not count as one.
     """
 
     replay_fraction: float = 0.25
