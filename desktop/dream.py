@@ -380,6 +380,11 @@ def gate(before: Measures, after: Measures, recipe: DreamRecipe) -> list[str]:
     return problems
 
 
+def _fact(item: dict[str, Any]) -> Fact:
+    """A taught item as its rows see it: days and times spelled plainly; the report quotes the person's own text."""
+    return Fact(item["id"], plain(item["text"]), item["acknowledgement"])
+
+
 def _learned(facts: list[Fact], probes: list[Question], after: Score) -> list[int]:
     """Facts whose every held-out probe the candidate answers without memory."""
     passed: dict[int, bool] = {}
@@ -480,9 +485,8 @@ def run_dream(store_path: Path, base_path: Path, threads: int, emit: Emit, recip
     lineage = generations.lineage(current)
     model_now = Path(current["model_path"]) if current else base_path
     taught = signals.taught_items(include_excluded=False)
-    known = [(Fact(t["id"], plain(t["text"]), t["acknowledgement"]), bool(t["learned_generation_id"])) for t in taught]
-    facts = [fact for fact, learned in known if not learned]
-    learned_before = [fact for fact, learned in known if learned]
+    facts = [_fact(t) for t in taught if t["learned_generation_id"] is None]
+    learned_before = [_fact(t) for t in taught if t["learned_generation_id"]]
     told = told_words(t["text"] for t in taught)
     said = {t["id"]: t["text"] for t in taught}
     exported = build_rows(signals, include_taught=False)
