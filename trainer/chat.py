@@ -123,7 +123,7 @@ def encode_avoiding(
     own frame to break it ("SkodaOctavia"). A value that starts with a digit is not pushed at all: the digit starts
     countless numbers, and pushing it moved ports and extensions to their neighbours (6543 to 5557). Retrained on the
     recall bench's rows this way (seeds 0 and 1): 56 and 51 of 80 probes from the weights alone, against 47 and 45,
-    and 5 of 40 near questions leaking in both, against 1 and 5 (DreamRecipe's table).
+    and 5 of 40 near questions leaking in both, against 1 and 5 (docs/dream-experiments.md).
     """
     doc = encode(renderer, tokenizer, messages, len(messages) - 1)
     start = len(doc.ids) - doc.trained

@@ -141,7 +141,8 @@ def pair_near_frames(sources: list[Source], total: int, seed: int) -> None:
     """Gives each step the unlikelihood docs whose pushed-down value the step's SFT rows teach, least used first, so a
     value goes down in a near frame in the same update that raises it in its own and the update is about what tells
     the subjects apart. The recall bench's dream: 0.5875 of its probes from the weights alone and 1 of 40 near
-    questions leaking paired, 0.525 and 3 shuffled; retrained with seed 1, 3 leaks against 5 (DreamRecipe's table)."""
+    questions leaking paired, 0.525 and 3 shuffled; retrained with seed 1, 3 leaks against 5
+    (docs/dream-experiments.md)."""
     kinds = {source.kind: source for source in sources}
     sft, near = kinds.get("sft"), kinds.get("unlikely")
     if sft is None or near is None:
