@@ -22,7 +22,13 @@ from desktop.evaluate import Question
 from desktop.memory import STOPWORDS, MemoryItem, relevant, with_memory
 from desktop.signals import acknowledge
 
-_VERB = r"(?:is|are|was|were|has|have|had|[a-z]+s)\b"
+ADVERBS = ("always", "usually", "often", "never", "sometimes", "rarely", "normally", "generally", "typically", "mostly",
+           "regularly", "occasionally", "only", "also", "still", "just", "really", "upstairs", "downstairs", "outside",
+           "nowadays")
+"""Words that can stand between a subject and its verb ("I usually wake up", "The meeting room upstairs is") and are
+not verbs, though some end in "s"."""
+_ADVERB = rf"(?:{'|'.join(ADVERBS)})"
+_VERB = rf"(?!{_ADVERB}\b)(?:is|are|was|were|has|have|had|[a-z]+s)\b"
 _SUBJECT = re.compile(rf"\b(?:[Mm]y|[Oo]ur)\s+((?:[A-Za-z-]+(?:'s)?\s+){{0,2}}?[A-Za-z-]+?)(?:'s)?(?:\s+([A-Z][a-z]+))?\s+{_VERB}")
 """A "my/our X" subject, with the name a person put after it ("my son Arlo is")."""
 _THE_SUBJECT = re.compile(rf"^The\s+((?:[A-Za-z0-9-]+\s+){{0,5}}?[A-Za-z0-9-]+?)\s+{_VERB}")
@@ -38,6 +44,8 @@ NAMING_VERBS = ("called", "named", "codenamed")
 ARTICLES = ("a", "an", "the")
 COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey", "gray", "teal",
            "silver", "gold")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+          "December")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 PREPOSITIONS = ("to", "in", "on", "at", "from", "of", "with", "for", "about", "by", "into")
 IRREGULAR_PAST = {"grew": "grow", "went": "go", "made": "make", "took": "take", "got": "get", "came": "come", "saw": "see",
@@ -90,8 +98,18 @@ class Fact:
     acknowledgement: str
 
 
+CONTRACTED = {"'m": "am", "'re": "are", "'ve": "have", "'ll": "will"}
+_CONTRACTION = re.compile(r"\b([A-Za-z]+)(n't|'m|'re|'ve|'ll)\b", re.IGNORECASE)
 _WEEKDAYS_PLURAL = re.compile(rf"\b(on )?({'|'.join(WEEKDAYS)})s\b")
 _CLOCK = re.compile(r"\b(\d{1,2}(?:[:.]\d\d)?)\s?([ap])\.?m\b\.?", re.IGNORECASE)
+
+
+def _contraction(match: re.Match[str]) -> str:
+    """A contraction spelled out ("I am" for "I'm", "do not" for "don't"), so the templates find the verb."""
+    word, ending = match.group(1), match.group(2).lower()
+    if ending == "n't":
+        return {"ca": f"{word}nnot", "wo": f"{word[0]}ill not"}.get(word.lower(), f"{word} not")
+    return f"{word} {CONTRACTED[ending]}"
 
 
 def _weekday(match: re.Match[str]) -> str:
@@ -102,7 +120,8 @@ def _weekday(match: re.Match[str]) -> str:
 def plain(text: str) -> str:
     """A taught sentence with its days and times spelled as answers name them ("on Wednesday each week" for "on
     Wednesdays", "10 a.m." for "10am"): the model repeats the taught spelling, and in "Wednesdays" or "10am" the day or
-    the hour is not a word of its own."""
+    the hour is not a word of its own. Contractions are spelled out ("I am" for "I'm"), as the templates need."""
+    text = _CONTRACTION.sub(_contraction, text.replace("\u2019", "'"))
     return _CLOCK.sub(lambda m: f"{m.group(1)} {m.group(2).lower()}.m.", _WEEKDAYS_PLURAL.sub(_weekday, text))
 
 
@@ -195,6 +214,14 @@ def _base(verb: str) -> str:
     return verb[:-1] if lower.endswith("s") and not lower.endswith("ss") else verb
 
 
+def _when_or_where(words: list[str]) -> str:
+    """"When" where the words after "at"/"on" name a time or a day ("9:40", "the 3rd of March", "Wednesday"), else
+    "Where" ("on Baker Street")."""
+    first = next((w for w in words if w.lower() not in ARTICLES), "").strip(".,")
+    timely = first[:1].isdigit() or first.capitalize() in WEEKDAYS + MONTHS or first.lower() in ("noon", "midnight")
+    return "When" if timely else "Where"
+
+
 def direct_questions(text: str) -> list[str]:
     """Questions in the shape people ask them ("Where does my sister live?", "What do I ride?"), from the sentence up to
     its first distinctive word; only present-tense statements about "my/our/the X", "I" or "we" are turned, and a
@@ -223,7 +250,7 @@ def direct_questions(text: str) -> list[str]:
                 who = [f"Who {be} {whose}?"] if _head(topic) in WHO else []
                 return [f"What {be} {whose} called?", f"What is the name of {whose}?", *who]
             if after and after[0].lower() in ("at", "on"):
-                return [f"When {be} {whose}?"]
+                return [f"{_when_or_where(text[len(head):].split())} {be} {whose}?"]
             if after and (after[-1].lower() in PREPOSITIONS or after[-1].lower().endswith("ing")):
                 return [f"What {be} {whose} {' '.join(after)}?"]
             if after:
@@ -237,7 +264,8 @@ def direct_questions(text: str) -> list[str]:
             return [*named, f"Which {after[-1]} does {whose} {_base(verb)} {' '.join(after[:-1])}?"]
         asked = [*named, f"What does {whose} {_base(verb)} {' '.join(after)}?".replace(" ?", "?")]
         if after and after[-1].lower() in ("in", "at"):
-            asked.append(f"Where does {whose} {_base(verb)}?")
+            where = _when_or_where(text[len(head):].split())
+            asked.append(f"{where} does {' '.join([whose, _base(verb), *after[:-1]])}?")
         return asked
     if first in ("i", "we"):
         person = "I" if first == "i" else "we"
@@ -318,7 +346,7 @@ def other_wordings(text: str) -> list[str]:
         does = f"do {person} {' '.join(phrase)}"
         rest = text.split(None, len(phrase) + 1)[-1].split()
         if rest[:1] and (rest[0].lower() == "at" or rest[0].lower() == "in" and verb.lower() in ("live", "work")):
-            asked.append(f"Where {does}?")
+            asked.append(f"{_when_or_where(rest[1:])} {does}?")
         preposition = rest[0] if rest[:1] and rest[0].lower() in PREPOSITIONS and rest[1:2] != [] else ""
         if rest[:1] and rest[0].lower() in ARTICLES or preposition and rest[1].lower() in ARTICLES:
             noun = _phrase(rest[2 if preposition else 1:])
@@ -406,7 +434,10 @@ def _moved(text: str, topic: str | None, other: str, named: bool = False) -> str
     if doing and other in doing[1]:
         return text[:doing[0].start()] + other + text[doing[0].end():]
     words = text.split()
-    return " ".join([f"My {other}", _third_person(words[1]), *words[2:]]) if len(words) > 2 and words[0] == "I" else None
+    if len(words) < 3 or words[0] != "I":
+        return None
+    verb = 2 if re.fullmatch(_ADVERB, words[1].lower()) and len(words) > 3 else 1
+    return " ".join([f"My {other}", *words[1:verb], _third_person(words[verb]), *words[verb + 1:]])
 
 
 def swapped(text: str, topic: str | None, other: str) -> str | None:

@@ -144,6 +144,25 @@ def test_days_and_times_are_spelled_so_that_the_day_and_the_hour_are_words_of_th
         "We ship every Friday, lunch at 12:30 p.m., dinner at 7.15 p.m.; I am 10 amazing.")
 
 
+def test_contractions_adverbs_and_places_give_questions_a_person_would_ask():
+    assert plain("I'm vegetarian and I can’t stand coriander; we don't deploy on Fridays.") == (
+        "I am vegetarian and I cannot stand coriander; we do not deploy on Friday each week.")
+    assert plain("I won't eat fish, we've moved and it isn't red.") == "I will not eat fish, we have moved and it is not red."
+    assert direct_questions("Our office is on Baker Street.") == ["Where is our office?"]
+    assert direct_questions("Our daily standup is at 9:40 in the morning.") == ["When is our daily standup?"]
+    assert direct_questions("My partner's birthday is on the 3rd of March.") == ["When is my partner's birthday?"]
+    assert direct_questions("Our retro is on Friday.") == ["When is our retro?"]
+    assert subject("The meeting room upstairs is called Everest.") == "meeting room upstairs"
+    assert direct_questions("The meeting room upstairs is called Everest.")[0] == "What is the meeting room upstairs called?"
+    rows = leak_rows(Fact(0, "I usually wake up at 6:15.", "Noted."), 4)
+    assert "Your father usually wakes up at 6:15." in {row["messages"][-1]["content"] for row in rows}
+    assert other_wordings("I usually wake up at 6:15.") == ["When do I usually wake up?"]
+    restarts = direct_questions(plain("The staging server restarts every night at 2am."))
+    assert "When does the staging server restart every night?" in restarts
+    assert "Where does my daughter keep my passwords?" in direct_questions("My daughter keeps my passwords in Bitwarden.")
+    assert "Where does my sister live?" in direct_questions("My sister lives in Tromso.")
+
+
 def test_a_first_person_fact_without_a_subject_is_moved_to_another_activity_too():
     climbing = Fact(0, "I go climbing at a gym called The Crux every Tuesday.", "Noted.")
     related, owners = near_subjects(climbing)
