@@ -436,7 +436,7 @@ def _moved(text: str, topic: str | None, other: str, named: bool = False) -> str
     words = text.split()
     if len(words) < 3 or words[0] != "I":
         return None
-    verb = 2 if re.fullmatch(_ADVERB, words[1].lower()) and len(words) > 3 else 1
+    verb = 2 if words[1].lower() in ADVERBS and len(words) > 3 else 1
     return " ".join([f"My {other}", *words[1:verb], _third_person(words[verb]), *words[verb + 1:]])
 
 
