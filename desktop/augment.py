@@ -27,13 +27,17 @@ ADVERBS = ("always", "usually", "often", "never", "sometimes", "rarely", "normal
            "nowadays")
 """Words that can stand between a subject and its verb ("I usually wake up", "The meeting room upstairs is") and are
 not verbs, though some end in "s"."""
+PREPOSITIONS = ("to", "in", "on", "at", "from", "of", "with", "for", "about", "by", "into")
 _ADVERB = rf"(?:{'|'.join(ADVERBS)})"
 _VERB = rf"(?!{_ADVERB}\b)(?:is|are|was|were|has|have|had|[a-z]+s)\b"
-_SUBJECT = re.compile(rf"\b(?:[Mm]y|[Oo]ur)\s+((?:[A-Za-z-]+(?:'s)?\s+){{0,2}}?[A-Za-z-]+?)(?:'s)?(?:\s+([A-Z][a-z]+))?\s+{_VERB}")
-"""A "my/our X" subject, with the name a person put after it ("my son Arlo is")."""
+_SUBJECT = re.compile(rf"\b(?:[Mm]y|[Oo]ur)\s+((?:[A-Za-z-]+(?:'s)?\s+){{0,2}}?(?!(?:{'|'.join(PREPOSITIONS)})\s)[A-Za-z-]+?)"
+                      rf"(?:'s)?(?:\s+([A-Z][a-z]+))?\s+{_VERB}")
+"""A "my/our X" subject, with the name a person put after it ("my son Arlo is"); a name after a preposition belongs to
+the subject ("my flight to Lima leaves")."""
 _THE_SUBJECT = re.compile(rf"^The\s+((?:[A-Za-z0-9-]+\s+){{0,5}}?[A-Za-z0-9-]+?)\s+{_VERB}")
 """A sentence about "the X" ("The X9 sensor measures …", "The plant on my desk is …")."""
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*(?::\d\d)?")
+"""Words as the templates use them; a clock time is one word ("9:40", not "9" and "40")."""
 _TOKEN = re.compile(r"\w+")
 """Words as whole-word matching sees them ("grandfather's" holds "grandfather")."""
 _QUOTED = re.compile(r"['\"‘“]([^'\"’”]{2,40})['\"’”]")
@@ -47,7 +51,6 @@ COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown"
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
           "December")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-PREPOSITIONS = ("to", "in", "on", "at", "from", "of", "with", "for", "about", "by", "into")
 IRREGULAR_PAST = {"grew": "grow", "went": "go", "made": "make", "took": "take", "got": "get", "came": "come", "saw": "see",
                   "left": "leave", "met": "meet", "bought": "buy", "began": "begin", "wrote": "write"}
 """Past forms whose base form is certain; a regular "-ed" is not (lived → live, worked → work), so those stay unasked."""
@@ -137,12 +140,12 @@ def _subject_match(text: str) -> re.Match[str] | None:
 
 
 def subject(text: str) -> str | None:
-    """What the fact is about, when it says "my X is …" ("dog", "billing rewrite project") or starts "The X is …"
+    """What the fact is about, as written, when it says "my X is …" ("dog", "CI pipeline") or starts "The X is …"
     ("X9 sensor", "plant on my desk")."""
     match = _subject_match(text)
     if match is None:
         return None
-    return match.group(1) if match.re is _THE_SUBJECT else match.group(1).lower()
+    return match.group(1)
 
 
 def appositive(text: str) -> str | None:
@@ -187,17 +190,19 @@ def owner(text: str, topic: str) -> str:
 
 def fill_in(text: str) -> str | None:
     """The fact cut just before a distinctive word past its subject (the first that leaves a few words; else just after
-    the subject's verb) and any article before it, as a prompt to complete ("My dog is called …", "I go climbing at a
-    gym called …", "The X9 sensor measures …")."""
+    the subject's verb; else, said in the first person, just after its verb) and any article before it, as a prompt to
+    complete ("My dog is called …", "I go climbing at a gym called …", "The X9 sensor measures …", "I speak …")."""
     match = _subject_match(text)
+    heads = []
     for word in keywords(text):
         cut = re.compile(rf"(?<![A-Za-z0-9]){re.escape(word)}").search(text, match.end(1) if match else 0)
         words = text[:cut.start()].rstrip(" '\"‘“,").split() if cut else []
         if words[-1:] and words[-1].lower() in ARTICLES:
             words.pop()
-        if len(words) >= MIN_FILL_IN_WORDS:
-            return " ".join(words)
-    return text[:match.end()] if match and len(text[:match.end()].split()) >= MIN_FILL_IN_WORDS else None
+        heads.append(words)
+    heads += [text[:match.end()].split()] if match else []
+    fits = [h for h in heads if len(h) >= MIN_FILL_IN_WORDS] or [h for h in heads if len(h) == 2 and _speaker(h)]
+    return " ".join(fits[0]) if fits else None
 
 
 def _until_article(words: list[str]) -> list[str]:
@@ -220,6 +225,11 @@ def _when_or_where(words: list[str]) -> str:
     first = next((w for w in words if w.lower() not in ARTICLES), "").strip(".,")
     timely = first[:1].isdigit() or first.capitalize() in WEEKDAYS + MONTHS or first.lower() in ("noon", "midnight")
     return "When" if timely else "Where"
+
+
+def _speaker(words: list[str]) -> str:
+    """"I" or "we" where a fact is said in the first person, the subject the question builders turn it around on."""
+    return {"i": "I", "we": "we"}.get(words[0].lower(), "") if words else ""
 
 
 def direct_questions(text: str) -> list[str]:
@@ -267,8 +277,8 @@ def direct_questions(text: str) -> list[str]:
             where = _when_or_where(text[len(head):].split())
             asked.append(f"{where} does {' '.join([whose, _base(verb), *after[:-1]])}?")
         return asked
-    if first in ("i", "we"):
-        person = "I" if first == "i" else "we"
+    person = _speaker(words)
+    if person:
         verb, after = words[1], _until_article(words[2:])
         if verb.lower() in ("am", "are"):
             return [f"What {verb.lower()} {person} {' '.join(after)}?".replace(" ?", "?")] if after else []
@@ -311,8 +321,10 @@ def _named(text: str) -> str | None:
 
 
 def _head(topic: str) -> str:
-    """The noun a subject is about: "network" of "guest Wi-Fi network at home", "boat" of "grandfather's boat"."""
-    return (_phrase(topic.split()) or topic.split())[-1].split("'s")[-1]
+    """The noun a subject is about: "network" of "guest Wi-Fi network at home", "boat" of "grandfather's boat", "room" of
+    "meeting room upstairs"."""
+    nouns = [w for w in _phrase(topic.split()) or topic.split() if w.lower() not in ADVERBS] or topic.split()
+    return nouns[-1].split("'s")[-1]
 
 
 def _has_colour(words: list[str]) -> bool:
@@ -328,7 +340,7 @@ def other_wordings(text: str) -> list[str]:
     topic = subject(text)
     whose = owner(text, topic) if topic else ""
     words = _WORD.findall(text)
-    person = {"i": "I", "we": "we"}.get(words[0].lower(), "") if words else ""
+    person = _speaker(words)
     verb = words[1] if person and len(words) > 1 else ""
     name = _named(text)
     asked = []
@@ -418,7 +430,7 @@ def _third_person(verb: str) -> str:
 
 def _doing(text: str) -> tuple[re.Match[str], tuple[str, ...]] | None:
     """The activity of a fact in the first person ("climbing" in "I go climbing at …") and the group it belongs to."""
-    if text.split()[:1] not in (["I"], ["We"]):
+    if not _speaker(text.split()):
         return None
     return next(((found, group) for group in DOINGS for found in (_word_in(m, text) for m in group) if found), None)
 
@@ -434,7 +446,7 @@ def _moved(text: str, topic: str | None, other: str, named: bool = False) -> str
     if doing and other in doing[1]:
         return text[:doing[0].start()] + other + text[doing[0].end():]
     words = text.split()
-    if len(words) < 3 or words[0] != "I":
+    if len(words) < 3 or _speaker(words) != "I":
         return None
     verb = 2 if words[1].lower() in ADVERBS and len(words) > 3 else 1
     return " ".join([f"My {other}", *words[1:verb], _third_person(words[verb]), *words[verb + 1:]])
@@ -447,8 +459,9 @@ def swapped(text: str, topic: str | None, other: str) -> str | None:
 
 
 def _word_in(word: str, text: str) -> re.Match[str] | None:
-    """Where word stands as a whole word in text ("coffee" in "usual coffee order", not "work" in "network")."""
-    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text)
+    """Where word stands as a whole word in text, in any case ("coffee" in "usual coffee order", not "work" in
+    "network")."""
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text, re.IGNORECASE)
 
 
 def near_subjects(fact: Fact) -> tuple[list[str], list[str]]:
@@ -460,16 +473,16 @@ def near_subjects(fact: Fact) -> tuple[list[str], list[str]]:
     topic = subject(fact.text)
     related: list[str] = []
     if topic is None:
-        owners = list(PEOPLE) if fact.text.split()[:1] == ["I"] else []
+        owners = list(PEOPLE) if _speaker(fact.text.split()) == "I" else []
         doing = _doing(fact.text)
-        related += [other for other in doing[1] if other != doing[0].group()] if doing else []
+        related += [other for other in doing[1] if other != doing[0].group().lower()] if doing else []
     else:
         owners = [f"other {topic}"]
         places = () if _head(topic) in WHO else (PLACES,)
         for group in RELATED + places:
             found = next((match for match in (_word_in(m, topic) for m in group) if match), None)
             if found:
-                related += [topic[:found.start()] + other + topic[found.end():] for other in group if other != found.group()]
+                related += [topic[:found.start()] + other + topic[found.end():] for other in group if other != found.group().lower()]
         related += [topic[:digit.start()] + str((int(digit.group()) + step) % 10) + topic[digit.end():]
                     for digit in _LAST_DIGIT.finditer(topic) for step in NEAR_NUMBERS]
         whose, _, thing = topic.rpartition("'s ")

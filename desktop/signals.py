@@ -18,11 +18,13 @@ _SECOND_PERSON = {
     "ours": "yours", "am": "are",
 }
 _WORD = re.compile(r"(?<![A-Za-z0-9'])[A-Za-z']+(?![A-Za-z0-9'])")
+_I_WAS = re.compile(r"\bI (was)(n't)?\b", re.IGNORECASE)
 
 
 def acknowledge(text: str) -> str:
     """The assistant's reply to a taught item restates it in the second person, as a prototype found teaches best."""
-    restated = _WORD.sub(lambda m: _SECOND_PERSON.get(m.group(0).lower(), m.group(0)), text.strip().rstrip(".!"))
+    text = _I_WAS.sub(lambda m: f"you were{m.group(2) or ''}", text.strip().rstrip(".!"))
+    restated = _WORD.sub(lambda m: _SECOND_PERSON.get(m.group(0).lower(), m.group(0)), text)
     return f"Noted: {restated}."
 
 

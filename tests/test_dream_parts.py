@@ -38,6 +38,7 @@ def test_fact_parts():
     assert appositive("My team lead is Priya Raman.") is None and fill_in("My favourite colour is teal.") == "My favourite colour is"
     assert owner("Our build server is named kestrel-07.", "build server") == "our" and owner(DOG.text, "dog") == "my"
     assert fill_in("I am allergic to hazelnuts.") == "I am allergic to"
+    assert keywords("I take the 8:05 train to work.") == ["8:05"] and fill_in("I take the 8:05 train to work.") == "I take"
     gym = "I go climbing at a gym called The Crux every Tuesday."
     assert keywords(gym) == ["Crux", "Tuesday"] and fill_in(gym) == "I go climbing at a gym called"
     assert keywords("Our book club is reading 'The Dispossessed' this month.") == ["The Dispossessed", "Dispossessed"]
@@ -161,6 +162,24 @@ def test_contractions_adverbs_and_places_give_questions_a_person_would_ask():
     assert "When does the staging server restart every night?" in restarts
     assert "Where does my daughter keep my passwords?" in direct_questions("My daughter keeps my passwords in Bitwarden.")
     assert "Where does my sister live?" in direct_questions("My sister lives in Tromso.")
+    assert other_wordings("The meeting room upstairs is called Everest.") == ["Which room is called Everest?"]
+
+
+def test_short_first_person_facts_are_still_asked_and_restated_in_good_english():
+    assert fill_in("I speak Finnish at home.") == "I speak" and direct_questions("I speak Finnish at home.") == ["What do I speak?"]
+    assert fill_in("I am vegetarian.") == "I am" and fill_in("I am allergic to hazelnuts.") == "I am allergic to"
+    assert fill_in("Priya leads Tangerine.") is None
+    born = [row["messages"][-1]["content"] for row in training_rows(Fact(0, "I was born in 1987.", "Noted."), 0)]
+    assert "You were born in 1987." in born and not [text for text in born if "You was" in text]
+
+
+def test_a_subject_keeps_its_capitals_and_is_never_its_own_neighbour():
+    ci = "Our CI pipeline runs on a machine called falcon-12."
+    assert subject(ci) == "CI pipeline" and "What does our CI pipeline run on?" in direct_questions(ci)
+    flight = "My flight to Lima leaves on Friday."
+    assert (subject(flight), appositive(flight)) == ("flight to Lima", None)
+    related, _owners = near_subjects(Fact(0, "My Dog is called Rex.", "Noted."))
+    assert "cat" in related and "dog" not in related
 
 
 def test_a_first_person_fact_without_a_subject_is_moved_to_another_activity_too():

@@ -112,6 +112,8 @@ def test_taught_items_edit_exclude_delete(signals):
 
 def test_acknowledgement_speaks_to_the_user():
     assert acknowledge("I live in Lisbon.") == "Noted: you live in Lisbon."
+    assert acknowledge("I was born in 1987, when I wasn't yet in Oslo.") == "Noted: you were born in 1987, when you weren't yet in Oslo."
+    assert acknowledge("My father was born in Leeds.") == "Noted: your father was born in Leeds."
     assert acknowledge("Our project is codenamed Tangerine") == "Noted: your project is codenamed Tangerine."
 
 
