@@ -27,6 +27,7 @@ ADVERBS = ("always", "usually", "often", "never", "sometimes", "rarely", "normal
            "nowadays")
 """Words that can stand between a subject and its verb ("I usually wake up", "The meeting room upstairs is") and are
 not verbs, though some end in "s"."""
+BE_FORMS = ("am", "is", "are", "was", "were", "be", "been")
 PREPOSITIONS = ("to", "in", "on", "at", "from", "of", "with", "for", "about", "by", "into")
 _ADVERB = rf"(?:{'|'.join(ADVERBS)})"
 _VERB = rf"(?!{_ADVERB}\b)(?:is|are|was|were|has|have|had|[a-z]+s)\b"
@@ -171,7 +172,13 @@ def keywords(text: str) -> list[str]:
     if strong:
         return [w.strip("'") for w in strong]
     about = set((subject(text) or "").split())
-    return [w for w in words if len(w) >= FALLBACK_WORD_LENGTH and w.lower() not in STOPWORDS | about]
+    return [w for i, w in enumerate(words) if len(w) >= FALLBACK_WORD_LENGTH and w.lower() not in STOPWORDS | about
+            and not _predicate_head(words[i - 1:i + 2])]
+
+
+def _predicate_head(around: list[str]) -> bool:
+    """An adjective between "be" and its preposition ("am allergic to") heads the predicate; no one asks about it."""
+    return len(around) == 3 and around[0].lower() in BE_FORMS and around[2].lower() in PREPOSITIONS
 
 
 def expected(fact_text: str, question: str) -> tuple[str, ...]:

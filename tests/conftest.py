@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -14,6 +15,8 @@ from desktop.modelfile import default_model_path
 GREEDY = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=48)
 TEST_CONTEXT = 2048
 TEST_THREADS = 2
+BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench"
+"""The project's shared benchmark data, beside the clone; tests that read it are skipped where it is absent."""
 
 
 @pytest.fixture(autouse=True)

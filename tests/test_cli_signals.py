@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from conftest import BENCH
 from test_cli import run
-
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench"
 
 
 def last_json(text: str) -> dict:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from conftest import BENCH
 from desktop.augment import (
     Fact, appositive, correction_probes, direct_questions, fill_in, held_out, keywords, leak_rows, memory_row, near_subjects,
     other_wordings, owner, plain, restate, subject, told_words, training_rows, typical_question,
@@ -37,7 +38,8 @@ def test_fact_parts():
     assert (subject("My neighbour Luis plays the cello."), appositive("My neighbour Luis plays the cello.")) == ("neighbour", "Luis")
     assert appositive("My team lead is Priya Raman.") is None and fill_in("My favourite colour is teal.") == "My favourite colour is"
     assert owner("Our build server is named kestrel-07.", "build server") == "our" and owner(DOG.text, "dog") == "my"
-    assert fill_in("I am allergic to hazelnuts.") == "I am allergic to"
+    assert fill_in("I am allergic to hazelnuts.") == "I am allergic to" and keywords("I am allergic to hazelnuts.") == ["hazelnuts"]
+    assert keywords("My brother is married to a dentist.") == ["dentist"] and keywords("My sister is adorable.") == ["adorable"]
     assert keywords("I take the 8:05 train to work.") == ["8:05"] and fill_in("I take the 8:05 train to work.") == "I take"
     gym = "I go climbing at a gym called The Crux every Tuesday."
     assert keywords(gym) == ["Crux", "Tuesday"] and fill_in(gym) == "I go climbing at a gym called"
@@ -244,12 +246,21 @@ def test_whole_word_scoring():
     assert not mentions("Noted.", ["no"])
 
 
+def anchored() -> set[str]:
+    return {line.strip().lower() for line in (DATA / "replay_prompts.txt").read_text(encoding="utf-8").splitlines()}
+
+
 def test_the_gates_general_questions_are_ones_the_base_answers_and_the_anchor_never_asks(engine):
     general = load_questions(DATA / "retention.jsonl")
-    anchored = {line.strip().lower() for line in (DATA / "replay_prompts.txt").read_text(encoding="utf-8").splitlines()}
-    assert len(general) >= 50 and not {q.question.lower() for q in general} & anchored
+    assert len(general) >= 50 and not {q.question.lower() for q in general} & anchored()
     result = score(engine, general)
     assert result.fraction == 1.0, [a for a, ok in zip(result.answers, result.passed) if not ok]
+
+
+@pytest.mark.skipif(not BENCH.exists(), reason="shared bench data not present")
+def test_the_anchor_never_asks_the_benchmarks_general_questions():
+    public = load_questions(BENCH / "retention-public.jsonl")
+    assert len(public) == 20 and not {q.question.lower() for q in public} & anchored()
 
 
 def measures(recall=0.2, earlier=1.0, leaks=0.0, retention=0.9, ppl=10.0) -> Measures:

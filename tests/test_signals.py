@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from conftest import BENCH
 from desktop.export import build_rows, export
 from desktop.importer import ImportFormatError, import_file
 from desktop.inbox import learning_inbox
 from desktop.signals import Signals, acknowledge
 from desktop.store import Store
 from desktop.verifiers import verify
-
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench"
 
 
 @pytest.fixture
