@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from conftest import BENCH
 from desktop import verifiers
 from desktop.sandbox import SandboxLimits, SandboxResult
 from desktop.verifiers import KINDS, SpecError, VerifierResult, parse_spec, propose_spec, verify
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "verifiable-public.jsonl"
+VERIFIABLE = BENCH / "verifiable-public.jsonl"
 SHORT = SandboxLimits(wall_s=2.0)
 ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0"
 FOUR_GB = 4 * 1024**3
@@ -19,9 +19,9 @@ FOUR_GB = 4 * 1024**3
 
 def bench_items() -> list[dict]:
     """The public verifiable bench, or nothing where the shared folder is absent."""
-    if not BENCH.exists():
+    if not VERIFIABLE.exists():
         return []
-    return [json.loads(line) for line in BENCH.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in VERIFIABLE.read_text().splitlines() if line.strip()]
 
 
 def assert_passed(result: VerifierResult) -> None:
@@ -40,14 +40,14 @@ def test_kinds_are_the_documented_six():
     assert set(KINDS) == {"exact", "numeric", "contains", "regex", "json", "python"}
 
 
-@pytest.mark.skipif(not BENCH.exists(), reason="shared bench folder absent")
+@pytest.mark.skipif(not VERIFIABLE.exists(), reason="shared bench folder absent")
 @pytest.mark.parametrize("item", bench_items(), ids=lambda item: item["id"])
 def test_every_bench_spec_parses(item):
     spec = parse_spec(item["verifier"])
     assert spec["kind"] == item["verifier"]["kind"]
 
 
-@pytest.mark.skipif(not BENCH.exists(), reason="shared bench folder absent")
+@pytest.mark.skipif(not VERIFIABLE.exists(), reason="shared bench folder absent")
 def test_the_obvious_right_answer_passes_the_bench_specs():
     checked = 0
     for item in bench_items():
@@ -239,7 +239,7 @@ def test_propose_spec_from_the_prompt():
     assert propose_spec("Fix this:\n```python\ndef f():\n    return 1\n```") is None
 
 
-@pytest.mark.skipif(not BENCH.exists(), reason="shared bench folder absent")
+@pytest.mark.skipif(not VERIFIABLE.exists(), reason="shared bench folder absent")
 def test_propose_spec_on_bench_prompts_never_contradicts_the_kind():
     for item in bench_items():
         proposed = propose_spec(item["prompt"])
